@@ -46,15 +46,15 @@ type EventKind int
 
 // Event kinds.
 const (
-	EventSkipped      EventKind = iota // not a KafkaMessage, or one with no type
-	EventConnect                       // CONNECT: ignored
-	EventStaleTTC                      // TIME_TO_CUT for a block already cut
-	EventBadTTC                        // TIME_TO_CUT that Fabric would halt on; ignored
-	EventDuplicate                     // a re-submission already processed (OriginalOffset rule)
-	EventDropped                       // re-validation failed
-	EventResubmitted                   // stale config sequence: re-submitted
-	EventConfigError                   // a committed config block whose config cannot be applied
-	EventIgnored                       // a record at or below the last persisted offset
+	EventSkipped     EventKind = iota // not a KafkaMessage, or one with no type
+	EventConnect                      // CONNECT: ignored
+	EventStaleTTC                     // TIME_TO_CUT for a block already cut
+	EventBadTTC                       // TIME_TO_CUT that Fabric would halt on; ignored
+	EventDuplicate                    // a re-submission already processed (OriginalOffset rule)
+	EventDropped                      // re-validation failed
+	EventResubmitted                  // stale config sequence: re-submitted
+	EventConfigError                  // a committed config block whose config cannot be applied
+	EventIgnored                      // a record at or below the last persisted offset
 )
 
 var eventNames = [...]string{"skipped", "connect", "stale-ttc", "bad-ttc", "duplicate", "dropped", "resubmitted", "config-error", "ignored"}

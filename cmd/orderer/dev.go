@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/golang/protobuf/proto"
+
+	"github.com/kordhq/kord/config"
+	"github.com/kordhq/kord/kafka/embedded"
+	"github.com/kordhq/kord/orderer/genesis"
+	"github.com/kordhq/kord/orderer/msp/mspgen"
+	"github.com/kordhq/kord/orderer/server"
+)
+
+// devChannel is the application channel the embedded setup creates.
+const devChannel = "mychannel"
+
+// dev runs the whole ordering service in one process: an in-process Kafka cluster persisted
+// under DIR, a cryptogen-style crypto tree, a system-channel genesis block and the
+// application channel mychannel. Re-running on the same DIR resumes everything.
+func dev(args []string) int {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	dir := fs.String("dir", ".kord-dev", "directory for crypto material, genesis block, Kafka data and ledger")
+	listen := fs.String("listen", "127.0.0.1:7050", "gRPC listen address")
+	ops := fs.String("ops", "127.0.0.1:9443", "operations (/healthz, /metrics) listen address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := newLogger()
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		log.Error("dev", "err", err)
+		return 1
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		log.Error("dev", "err", err)
+		return 1
+	}
+	cfg, profile, cluster, err := devSetup(abs, *listen, *ops, log)
+	if err != nil {
+		log.Error("dev setup", "err", err)
+		return 1
+	}
+	defer cluster.Close()
+	return serve(cfg, log, func(ctx context.Context, srv *server.Server) error {
+		reg := srv.Registrar()
+		if !reg.HasChannel(devChannel) {
+			chCfg, err := genesis.ApplicationChannelConfig(profile, devChannel)
+			if err != nil {
+				return err
+			}
+			if err := reg.ProposeChannel(ctx, devChannel, chCfg); err != nil {
+				// The chain may still be connecting; ProposeChannel is refused until then.
+				if err := retryPropose(ctx, func() error { return reg.ProposeChannel(ctx, devChannel, chCfg) }); err != nil {
+					return fmt.Errorf("creating %s: %w", devChannel, err)
+				}
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for !reg.HasChannel(devChannel) {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("channel %s was not created within 60s", devChannel)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		printDevInfo(abs, srv)
+		return nil
+	})
+}
+
+func retryPropose(ctx context.Context, fn func() error) error {
+	var err error
+	for i := 0; i < 120; i++ {
+		if err = fn(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func devSetup(dir, listen, ops string, log *slog.Logger) (*config.TopLevel, genesis.Profile, *embedded.Cluster, error) {
+	var profile genesis.Profile
+	cryptoDir := filepath.Join(dir, "crypto")
+	spec := mspgen.DefaultSpec()
+	if err := mspgen.Generate(cryptoDir, spec); err != nil {
+		return nil, profile, nil, fmt.Errorf("generating crypto material: %w", err)
+	}
+	// The brokers' ports are kept in a file so that a restart listens where the genesis block
+	// says the brokers are.
+	portsFile := filepath.Join(dir, "kafka.port")
+	port := 0
+	if b, err := os.ReadFile(portsFile); err == nil {
+		port, _ = strconv.Atoi(string(b))
+	}
+	cluster, err := embedded.Start(context.Background(), embedded.Config{Brokers: 1, Ports: []int{port}, DataDir: filepath.Join(dir, "kafka"), SyncWrites: true})
+	if err != nil && port != 0 {
+		log.Warn("embedded Kafka could not reuse its port; using a new one", "port", port, "err", err)
+		cluster, err = embedded.Start(context.Background(), embedded.Config{Brokers: 1, DataDir: filepath.Join(dir, "kafka"), SyncWrites: true})
+	}
+	if err != nil {
+		return nil, profile, nil, fmt.Errorf("starting embedded Kafka: %w", err)
+	}
+	addrs := cluster.Addrs()
+	if _, p, err := net.SplitHostPort(addrs[0]); err == nil {
+		_ = os.WriteFile(portsFile, []byte(p), 0o644)
+	}
+	profile = genesis.DevProfile(cryptoDir, spec, addrs, []string{listen})
+	profile.BatchTimeout = 500 * time.Millisecond
+	profile.MaxMessageCount = 500
+	profile.PreferredMaxBytes = 2 * 1024 * 1024
+	profile.AbsoluteMaxBytes = 10 * 1024 * 1024
+	genesisFile := filepath.Join(dir, "genesis.block")
+	if _, err := os.Stat(genesisFile); errors.Is(err, os.ErrNotExist) {
+		blk, err := genesis.SystemChannelBlock(profile)
+		if err != nil {
+			cluster.Close()
+			return nil, profile, nil, fmt.Errorf("building genesis block: %w", err)
+		}
+		raw, err := proto.Marshal(blk)
+		if err != nil {
+			cluster.Close()
+			return nil, profile, nil, err
+		}
+		if err := os.WriteFile(genesisFile, raw, 0o644); err != nil {
+			cluster.Close()
+			return nil, profile, nil, err
+		}
+	}
+	cfg, warnings, err := config.LoadYAML(config.DefaultYAML, dir, os.Environ())
+	if err != nil {
+		cluster.Close()
+		return nil, profile, nil, err
+	}
+	for _, w := range warnings {
+		log.Warn("configuration", "warning", w)
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		cluster.Close()
+		return nil, profile, nil, fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	lp, err := strconv.Atoi(portStr)
+	if err != nil {
+		cluster.Close()
+		return nil, profile, nil, fmt.Errorf("--listen %q: bad port", listen)
+	}
+	ordererOrg := mspgen.OrdererOrgDir(cryptoDir, spec.OrdererOrgs[0].Domain)
+	cfg.General.ListenAddress, cfg.General.ListenPort = host, uint16(lp)
+	cfg.General.BootstrapMethod, cfg.General.BootstrapFile = "file", genesisFile
+	cfg.General.LocalMSPDir = mspgen.OrdererMSPDir(ordererOrg, spec.OrdererOrgs[0].Domain, spec.OrdererOrgs[0].Nodes[0])
+	cfg.General.LocalMSPID = spec.OrdererOrgs[0].MSPID
+	cfg.FileLedger.Location = filepath.Join(dir, "ledger")
+	cfg.Operations.ListenAddress = ops
+	cfg.Metrics.Provider = "prometheus"
+	cfg.Kafka.Brokers = addrs
+	cfg.Kafka.Topic.ReplicationFactor = 1
+	cfg.Kafka.Retry.ShortInterval = time.Second
+	return cfg, profile, cluster, nil
+}
+
+func printDevInfo(dir string, srv *server.Server) {
+	user := mspgen.UserMSPDir(mspgen.PeerOrgDir(filepath.Join(dir, "crypto"), "org1.example.com"), "org1.example.com", "User1")
+	fmt.Printf(`
+kord ordering service (embedded development setup) is running.
+
+  orderer (gRPC, plaintext):  %s
+  operations:                 http://%s/healthz  http://%s/metrics
+  system channel:             %s     application channel: %s
+  crypto material:            %s
+  client MSP (Org1MSP User1): %s
+  genesis block:              %s
+
+Example (Fabric's peer CLI):
+  CORE_PEER_LOCALMSPID=Org1MSP CORE_PEER_MSPCONFIGPATH=%s \
+    peer channel fetch newest -o %s -c %s
+
+Stop with Ctrl-C; run again with the same --dir to resume.
+`, srv.Addr(), srv.OpsAddr(), srv.OpsAddr(), srv.Registrar().SystemChannelID(), devChannel,
+		filepath.Join(dir, "crypto"), user, filepath.Join(dir, "genesis.block"), user, srv.Addr(), devChannel)
+}

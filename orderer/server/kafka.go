@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/kordhq/kord/config"
+	"github.com/kordhq/kord/kafka"
+	"github.com/kordhq/kord/orderer/chain"
+)
+
+// kafkaOptions maps orderer.yaml's Kafka section onto the kafka package's options.
+func kafkaOptions(k config.Kafka, brokers []string) (kafka.Options, error) {
+	o := kafka.Options{
+		Brokers:              brokers,
+		Version:              k.Version,
+		Verbose:              k.Verbose,
+		DialTimeout:          k.Retry.NetworkTimeouts.DialTimeout,
+		ReadTimeout:          k.Retry.NetworkTimeouts.ReadTimeout,
+		WriteTimeout:         k.Retry.NetworkTimeouts.WriteTimeout,
+		MetadataRetryBackoff: k.Retry.Metadata.RetryBackoff,
+		MetadataRetryMax:     k.Retry.Metadata.RetryMax,
+		ProducerRetryBackoff: k.Retry.Producer.RetryBackoff,
+		ProducerRetryMax:     k.Retry.Producer.RetryMax,
+		ConsumerRetryBackoff: k.Retry.Consumer.RetryBackoff,
+		ReplicationFactor:    k.Topic.ReplicationFactor,
+		Retry: kafka.RetryPolicy{
+			ShortInterval: k.Retry.ShortInterval, ShortTotal: k.Retry.ShortTotal,
+			LongInterval: k.Retry.LongInterval, LongTotal: k.Retry.LongTotal,
+		},
+	}
+	if k.TLS.Enabled {
+		o.TLS.Enabled = true
+		var err error
+		if o.TLS.CertPEM, err = pemOf("Kafka.TLS.Certificate", k.TLS.Certificate); err != nil {
+			return o, err
+		}
+		if o.TLS.KeyPEM, err = pemOf("Kafka.TLS.PrivateKey", k.TLS.PrivateKey); err != nil {
+			return o, err
+		}
+		ca, err := pemOf("Kafka.TLS.RootCAs", k.TLS.RootCAs)
+		if err != nil {
+			return o, err
+		}
+		if len(ca) > 0 {
+			o.TLS.RootCAsPEM = [][]byte{ca}
+		}
+	}
+	if k.SASLPlain.Enabled {
+		o.SASL = kafka.SASLOptions{Enabled: true, User: k.SASLPlain.User, Password: k.SASLPlain.Password}
+	}
+	return o, nil
+}
+
+func pemOf(key string, s config.PEMSource) ([]byte, error) {
+	if s.File != "" {
+		b, err := os.ReadFile(s.File)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		return b, nil
+	}
+	return []byte(s.PEM), nil
+}
+
+// kafkaClients creates the process's producer and consumer on first use, so that an orderer
+// started while Kafka is down comes up and keeps retrying (through each chain's retry
+// schedule) instead of failing to start.
+type kafkaClients struct {
+	opts kafka.Options
+
+	mu       sync.Mutex
+	producer *kafka.Producer
+	consumer *kafka.Consumer
+}
+
+func (k *kafkaClients) getProducer(ctx context.Context) (*kafka.Producer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.producer == nil {
+		p, err := kafka.NewProducer(ctx, k.opts)
+		if err != nil {
+			return nil, err
+		}
+		k.producer = p
+	}
+	return k.producer, nil
+}
+
+func (k *kafkaClients) getConsumer(ctx context.Context) (*kafka.Consumer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.consumer == nil {
+		c, err := kafka.NewConsumer(ctx, k.opts)
+		if err != nil {
+			return nil, err
+		}
+		k.consumer = c
+	}
+	return k.consumer, nil
+}
+
+// Produce implements chain.Producer.
+func (k *kafkaClients) Produce(ctx context.Context, topic string, value []byte) (int64, error) {
+	p, err := k.getProducer(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return p.Produce(ctx, topic, value)
+}
+
+func (k *kafkaClients) consume(ctx context.Context, topic string, offset int64) (chain.Partition, error) {
+	c, err := k.getConsumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.ConsumePartition(ctx, topic, offset)
+}
+
+func (k *kafkaClients) ensureTopic(ctx context.Context, topic string) error {
+	return kafka.EnsureTopic(ctx, k.opts, topic, k.opts.ReplicationFactor)
+}
+
+func (k *kafkaClients) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.producer != nil {
+		_ = k.producer.Close()
+		k.producer = nil
+	}
+	if k.consumer != nil {
+		_ = k.consumer.Close()
+		k.consumer = nil
+	}
+}
