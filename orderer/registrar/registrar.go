@@ -375,33 +375,39 @@ func (v revalidator) ReprocessConfig(*channelconfig.Values, *cb.Envelope) (*cb.E
 	return nil, errors.New("re-processing a config message validated under an older config sequence is not supported by this version of kord yet")
 }
 
-// ProposeChannel creates a channel directly from its full config: it wraps the config in a
-// CONFIG envelope and an ORDERER_TRANSACTION signed by this orderer and orders it on the
-// system channel, exactly as a validated channel-creation request ends up. Used by the
-// embedded development setup.
+// ProposeChannel creates a channel directly from its full config: it orders, on the system
+// channel, the ORDERER_TRANSACTION that a validated channel-creation request ends up as. Used
+// by the embedded development setup.
 func (r *Registrar) ProposeChannel(ctx context.Context, channelID string, config *cb.Config) error {
 	<-r.startedCh
 	sys, err := r.lookup(r.systemID)
 	if err != nil {
 		return err
 	}
-	inner, err := r.signedEnvelope(cb.HeaderType_CONFIG, channelID, &cb.ConfigEnvelope{Config: config})
+	env, err := OrdererTransaction(r.o.Signer, r.systemID, channelID, config)
 	if err != nil {
 		return err
 	}
-	outer, err := r.signedEnvelope(cb.HeaderType_ORDERER_TRANSACTION, r.systemID, inner)
-	if err != nil {
-		return err
-	}
-	return sys.chain.Configure(ctx, outer, sys.chain.Config().Sequence)
+	return sys.chain.Configure(ctx, env, sys.chain.Config().Sequence)
 }
 
-func (r *Registrar) signedEnvelope(t cb.HeaderType, channelID string, data proto.Message) (*cb.Envelope, error) {
+// OrdererTransaction wraps a new channel's config in a CONFIG envelope and that in an
+// ORDERER_TRANSACTION for the system channel, both signed by s (an orderer identity). Every
+// orderer that consumes it builds the same block 0 for the new channel.
+func OrdererTransaction(s Signer, systemChannelID, channelID string, config *cb.Config) (*cb.Envelope, error) {
+	inner, err := signedEnvelope(s, cb.HeaderType_CONFIG, channelID, &cb.ConfigEnvelope{Config: config})
+	if err != nil {
+		return nil, err
+	}
+	return signedEnvelope(s, cb.HeaderType_ORDERER_TRANSACTION, systemChannelID, inner)
+}
+
+func signedEnvelope(s Signer, t cb.HeaderType, channelID string, data proto.Message) (*cb.Envelope, error) {
 	body, err := proto.Marshal(data)
 	if err != nil {
 		return nil, err
 	}
-	sh, err := r.o.Signer.NewSignatureHeader()
+	sh, err := s.NewSignatureHeader()
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +424,7 @@ func (r *Registrar) signedEnvelope(t cb.HeaderType, channelID string, data proto
 	if err != nil {
 		return nil, err
 	}
-	sig, err := r.o.Signer.Sign(payload)
+	sig, err := s.Sign(payload)
 	if err != nil {
 		return nil, err
 	}
