@@ -56,7 +56,8 @@ func NewConsumer(ctx context.Context, o Options) (*Consumer, error) {
 }
 
 // ConsumePartition starts reading partition 0 of topic at offset (or at
-// OffsetOldest / OffsetNewest). An offset the partition does not hold gives
+// OffsetOldest / OffsetNewest). A Consumer reads a topic through one
+// PartitionConsumer at a time; close it before starting another. An offset the partition does not hold gives
 // an error for which IsOffsetOutOfRange holds, naming topic, offset and the
 // range the partition does hold.
 func (c *Consumer) ConsumePartition(ctx context.Context, topic string, offset int64) (*PartitionConsumer, error) {

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 
 	"github.com/IBM/sarama"
 )
@@ -127,13 +124,4 @@ func isPermanent(err error) bool {
 	}
 	var ce sarama.ConfigurationError
 	return errors.As(err, &ce)
-}
-
-// isNetworkError reports errors that mean "could not talk to the broker".
-func isNetworkError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, sarama.ErrNotConnected) ||
-		errors.Is(err, sarama.ErrClosedClient)
 }

@@ -120,7 +120,7 @@ func FromConfig(c *cb.Config) (*Values, error) {
 	v := &Values{Sequence: c.Sequence, Config: c}
 	caps := &cb.Capabilities{}
 	if err := readValue(root, CapabilitiesKey, caps, false); err != nil {
-		return nil, fmt.Errorf("Channel: %w", err)
+		return nil, fmt.Errorf("channel group: %w", err)
 	}
 	v.ChannelCapabilities = capNames(caps)
 	_, v.System = root.Groups[ConsortiumsGroup]
@@ -131,38 +131,38 @@ func FromConfig(c *cb.Config) (*Values, error) {
 	}
 	ct := &ab.ConsensusType{}
 	if err := readValue(ord, ConsensusTypeKey, ct, true); err != nil {
-		return nil, fmt.Errorf("Orderer: %w", err)
+		return nil, fmt.Errorf("orderer group: %w", err)
 	}
 	v.Consensus = ct.Type
 	if err := readValue(ord, BatchSizeKey, &v.BatchSize, true); err != nil {
-		return nil, fmt.Errorf("Orderer: %w", err)
+		return nil, fmt.Errorf("orderer group: %w", err)
 	}
 	if v.BatchSize.MaxMessageCount == 0 {
-		return nil, errors.New("Orderer/BatchSize: MaxMessageCount is 0")
+		return nil, errors.New("value Orderer/BatchSize: MaxMessageCount is 0")
 	}
 	if v.BatchSize.AbsoluteMaxBytes == 0 {
-		return nil, errors.New("Orderer/BatchSize: AbsoluteMaxBytes is 0")
+		return nil, errors.New("value Orderer/BatchSize: AbsoluteMaxBytes is 0")
 	}
 	if v.BatchSize.PreferredMaxBytes > v.BatchSize.AbsoluteMaxBytes {
-		return nil, fmt.Errorf("Orderer/BatchSize: PreferredMaxBytes %d is above AbsoluteMaxBytes %d", v.BatchSize.PreferredMaxBytes, v.BatchSize.AbsoluteMaxBytes)
+		return nil, fmt.Errorf("value Orderer/BatchSize: PreferredMaxBytes %d is above AbsoluteMaxBytes %d", v.BatchSize.PreferredMaxBytes, v.BatchSize.AbsoluteMaxBytes)
 	}
 	bt := &ab.BatchTimeout{}
 	if err := readValue(ord, BatchTimeoutKey, bt, true); err != nil {
-		return nil, fmt.Errorf("Orderer: %w", err)
+		return nil, fmt.Errorf("orderer group: %w", err)
 	}
 	d, err := time.ParseDuration(bt.Timeout)
 	if err != nil || d <= 0 {
-		return nil, fmt.Errorf("Orderer/BatchTimeout: %q is not a positive duration", bt.Timeout)
+		return nil, fmt.Errorf("value Orderer/BatchTimeout: %q is not a positive duration", bt.Timeout)
 	}
 	v.BatchTimeout = d
 	kb := &ab.KafkaBrokers{}
 	if err := readValue(ord, KafkaBrokersKey, kb, false); err != nil {
-		return nil, fmt.Errorf("Orderer: %w", err)
+		return nil, fmt.Errorf("orderer group: %w", err)
 	}
 	v.Brokers = kb.Brokers
 	ocaps := &cb.Capabilities{}
 	if err := readValue(ord, CapabilitiesKey, ocaps, false); err != nil {
-		return nil, fmt.Errorf("Orderer: %w", err)
+		return nil, fmt.Errorf("orderer group: %w", err)
 	}
 	v.OrdererCapabilities = capNames(ocaps)
 	return v, nil
