@@ -36,7 +36,7 @@ func testConfig(seq uint64) *channelconfig.Values {
 	}
 }
 
-func newTestMachine(t *testing.T, km *ab.KafkaMetadata, seq uint64, valid bool) *Machine {
+func newTestMachine(t testing.TB, km *ab.KafkaMetadata, seq uint64, valid bool) *Machine {
 	t.Helper()
 	last := blocks.New(4, []byte("prev"), [][]byte{[]byte("x")})
 	if km != nil {
@@ -51,7 +51,7 @@ func newTestMachine(t *testing.T, km *ab.KafkaMetadata, seq uint64, valid bool) 
 	return m
 }
 
-func regular(t *testing.T, size int, seq uint64, class ab.KafkaMessageRegular_Class, orig int64) []byte {
+func regular(t testing.TB, size int, seq uint64, class ab.KafkaMessageRegular_Class, orig int64) []byte {
 	t.Helper()
 	env, _ := proto.Marshal(&cb.Envelope{Payload: make([]byte, size)})
 	b, _ := proto.Marshal(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{Payload: env, ConfigSeq: seq, Class: class, OriginalOffset: orig}}})
@@ -160,4 +160,26 @@ func TestCompatibilityModeRevalidates(t *testing.T) {
 	if got := m.Step(10, regular(t, 10, 1, ab.KafkaMessageRegular_UNKNOWN, 0)); kinds(got)[0] != EventDropped {
 		t.Fatalf("%+v", got)
 	}
+}
+
+// FuzzStep feeds arbitrary record values (Kafka is not trusted input: anyone with produce
+// rights on the topic can write to it) and checks the machine never panics and keeps its
+// block chain linked.
+func FuzzStep(f *testing.F) {
+	f.Add(regular(f, 10, 1, ab.KafkaMessageRegular_NORMAL, 0), ttc(5))
+	f.Add([]byte{0xff}, []byte{})
+	f.Add(regular(f, 5000, 0, ab.KafkaMessageRegular_CONFIG, 3), regular(f, 1, 1, ab.KafkaMessageRegular_UNKNOWN, 0))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		m := newTestMachine(t, &ab.KafkaMetadata{LastOffsetPersisted: 9}, 1, true)
+		next := m.Height()
+		for i, v := range [][]byte{a, b, a, ttc(5), b, ttc(6)} {
+			rd := m.Step(int64(10+i), v)
+			for _, blk := range rd.Blocks {
+				if blk.Block.Header.Number != next {
+					t.Fatalf("block %d, want %d", blk.Block.Header.Number, next)
+				}
+				next++
+			}
+		}
+	})
 }
