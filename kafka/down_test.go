@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -90,6 +91,81 @@ func TestConsumerSeesKafkaGoAway(t *testing.T) {
 		case <-pc.Errors(): // keep draining while closing
 		case <-time.After(15 * time.Second):
 			t.Fatal("consumer Close hung with Kafka down")
+		}
+	}
+}
+
+// TestRecoverAfterRestart: a producer and a partition consumer made before
+// an outage work again once the cluster is back on the same addresses,
+// without being recreated.
+func TestRecoverAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	c, err := embedded.Start(context.Background(), embedded.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := c.Ports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 40*time.Second)
+	o := testOptions(c.Addrs())
+	mustEnsure(t, ctx, o, "phoenix", 1)
+	p := mustProducer(t, ctx, o)
+	if _, err := p.Produce(ctx, "phoenix", MarshalTimeToCut(0)); err != nil {
+		t.Fatal(err)
+	}
+	cons := mustConsumer(t, ctx, o)
+	pc, err := cons.ConsumePartition(ctx, "phoenix", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readN(t, ctx, pc, 1)
+	c.Close()
+
+	if _, err := p.Produce(ctx, "phoenix", MarshalTimeToCut(99)); !IsUnavailable(err) {
+		t.Fatalf("while down: %v", err)
+	}
+	c2, err := embedded.Start(context.Background(), embedded.Config{DataDir: dir, Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c2.Close)
+
+	var off int64
+	err = Retry(ctx, RetryPolicy{ShortInterval: 100 * time.Millisecond, ShortTotal: 10 * time.Second}, "produce after restart",
+		func(ctx context.Context) error {
+			var err error
+			off, err = p.Produce(ctx, "phoenix", MarshalTimeToCut(1))
+			return err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The consumer resumes by itself; errors seen during the outage are
+	// drained on the way.
+	for {
+		select {
+		case r, ok := <-pc.Records():
+			if !ok {
+				t.Fatal("records closed")
+			}
+			m, err := Unmarshal(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.GetTimeToCut().GetBlockNumber() == 1 {
+				if r.Offset != off {
+					t.Fatalf("record at %d, producer said %d", r.Offset, off)
+				}
+				return
+			}
+		case err := <-pc.Errors():
+			if !IsUnavailable(err) {
+				t.Fatalf("unexpected consumer error: %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("consumer did not resume after the restart")
 		}
 	}
 }

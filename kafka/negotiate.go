@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/IBM/sarama"
 )
@@ -104,7 +105,8 @@ func Negotiate(ctx context.Context, o Options) (sarama.KafkaVersion, error) {
 	if err != nil {
 		return sarama.KafkaVersion{}, fmt.Errorf("kafka: broker %s: %w", addr, err)
 	}
-	if chosen != configured {
+	key := strings.Join(o.Brokers, ",") + "|" + configured.String() + "|" + chosen.String()
+	if _, seen := loggedDecisions.LoadOrStore(key, true); chosen != configured && !seen {
 		o.Logger.Warn("kafka protocol version adjusted to what the broker supports",
 			"configured", configured.String(), "using", chosen.String(), "broker", addr, "reason", reason)
 	} else {
@@ -112,6 +114,10 @@ func Negotiate(ctx context.Context, o Options) (sarama.KafkaVersion, error) {
 	}
 	return chosen, nil
 }
+
+// loggedDecisions keeps the version warning to once per broker set and
+// outcome: every producer, consumer and topic creation negotiates.
+var loggedDecisions sync.Map
 
 // ChooseVersion decides the protocol version for a broker that accepts
 // ranges. A version "fits" when every request kind this package sends at

@@ -13,6 +13,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +46,8 @@ type Config struct {
 	AutoCreateTopics bool
 	// BrokerConfigs sets broker configuration, e.g. "message.max.bytes".
 	BrokerConfigs map[string]string
+	// TLS, when set, makes the brokers listen with TLS only.
+	TLS *tls.Config
 	// SASLPlain, when User is set, requires SASL/PLAIN with these
 	// credentials.
 	SASLPlain struct{ User, Password string }
@@ -111,6 +114,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if len(cfg.BrokerConfigs) > 0 {
 		opts = append(opts, kfake.BrokerConfigs(cfg.BrokerConfigs))
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
 	}
 	if cfg.SASLPlain.User != "" {
 		opts = append(opts, kfake.EnableSASL(), kfake.Superuser("PLAIN", cfg.SASLPlain.User, cfg.SASLPlain.Password))
