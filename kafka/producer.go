@@ -121,9 +121,28 @@ func deliver(m *sarama.ProducerMessage, r result) {
 // all in-sync replicas to acknowledge it. It returns the offset Kafka
 // assigned. When ctx ends first the message may still be written.
 func (p *Producer) Produce(ctx context.Context, topic string, value []byte) (int64, error) {
+	ack, err := p.Enqueue(ctx, topic, value)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Wait(ctx)
+}
+
+// Ack is the pending acknowledgement of an enqueued record.
+type Ack struct {
+	op   string
+	done chan result
+}
+
+// Enqueue hands value to the producer and returns without waiting for Kafka.
+// Records enqueued one after the other by the same goroutine reach the
+// partition in that order (barring retries after a broker failure), which is
+// how a Broadcast stream keeps its envelopes in the order they were sent while
+// many are in flight.
+func (p *Producer) Enqueue(ctx context.Context, topic string, value []byte) (*Ack, error) {
 	op := fmt.Sprintf("kafka: produce to %q", topic)
 	if len(value) > p.maxValue {
-		return 0, fmt.Errorf("%s: %w: %d bytes, limit %d", op, ErrMessageTooLarge, len(value), p.maxValue)
+		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", op, ErrMessageTooLarge, len(value), p.maxValue)
 	}
 	done := make(chan result, 1)
 	msg := &sarama.ProducerMessage{
@@ -134,16 +153,21 @@ func (p *Producer) Produce(ctx context.Context, topic string, value []byte) (int
 		Metadata:  done,
 	}
 	if err := p.send(ctx, msg); err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	return &Ack{op: op, done: done}, nil
+}
+
+// Wait returns the record's offset once Kafka acknowledged it, or why not.
+func (a *Ack) Wait(ctx context.Context) (int64, error) {
 	select {
-	case r := <-done:
+	case r := <-a.done:
 		if r.err != nil {
-			return 0, classify(op, r.err)
+			return 0, classify(a.op, r.err)
 		}
 		return r.offset, nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%s: waiting for acknowledgement: %w", op, ctx.Err())
+		return 0, fmt.Errorf("%s: waiting for acknowledgement: %w", a.op, ctx.Err())
 	}
 }
 

@@ -29,8 +29,14 @@ type Channel interface {
 	// Validate checks env under the channel's current config and returns that config's
 	// sequence.
 	Validate(env *cb.Envelope, p *msgprocessor.Parsed) (configSeq uint64, err error)
-	// Order produces env to the channel's topic and returns once Kafka acknowledged it.
-	Order(ctx context.Context, env *cb.Envelope, configSeq uint64) error
+	// Enqueue hands env to Kafka without waiting for the acknowledgement; envelopes enqueued
+	// one after the other reach the channel's partition in that order.
+	Enqueue(ctx context.Context, env *cb.Envelope, configSeq uint64) (Ack, error)
+}
+
+// Ack is an enqueued envelope's pending acknowledgement.
+type Ack interface {
+	Wait(ctx context.Context) error
 }
 
 // Registrar finds the channel that orders a message.
@@ -51,8 +57,16 @@ type Handler struct {
 	Observer  Observer
 }
 
-type pending struct {
-	done chan *ab.BroadcastResponse
+// item is one envelope on its way through the stream's three stages: validation (in
+// parallel, on any core), enqueueing to Kafka (in stream order), and the response (in
+// stream order, once Kafka acknowledged).
+type item struct {
+	env       *cb.Envelope
+	parsed    *msgprocessor.Parsed
+	ch        Channel
+	seq       uint64
+	validated chan error
+	resp      chan *ab.BroadcastResponse
 }
 
 // Handle serves one stream until the client closes it, ctx ends, or a refusal is sent.
@@ -63,34 +77,67 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	queue := make(chan pending, window)
+	toEnqueue := make(chan *item, window)
+	toAnswer := make(chan *item, window)
 	recvErr := make(chan error, 1)
 
 	go func() {
-		defer close(queue)
+		defer close(toEnqueue)
 		for {
 			env, err := srv.Recv()
 			if err != nil {
 				recvErr <- err
 				return
 			}
-			p := pending{done: make(chan *ab.BroadcastResponse, 1)}
+			it := &item{env: env, validated: make(chan error, 1), resp: make(chan *ab.BroadcastResponse, 1)}
+			go func() { it.validated <- h.validate(it) }()
 			select {
-			case queue <- p:
+			case toEnqueue <- it:
 			case <-ctx.Done():
 				recvErr <- ctx.Err()
 				return
 			}
-			go func() { p.done <- h.process(ctx, env) }()
 		}
 	}()
 
-	for p := range queue {
+	go func() {
+		defer close(toAnswer)
+		refused := false
+		for it := range toEnqueue {
+			if refused {
+				// The stream ends at the first refusal; what follows is not ordered.
+				continue
+			}
+			var err error
+			select {
+			case err = <-it.validated:
+			case <-ctx.Done():
+				return
+			}
+			if err == nil {
+				var ack Ack
+				if ack, err = it.ch.Enqueue(ctx, it.env, it.seq); err == nil {
+					go func() { it.resp <- h.finish(it, ack.Wait(ctx)) }()
+				}
+			}
+			if err != nil {
+				refused = true
+				it.resp <- h.finish(it, err)
+			}
+			select {
+			case toAnswer <- it:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	for it := range toAnswer {
 		var resp *ab.BroadcastResponse
 		select {
-		case resp = <-p.done:
+		case resp = <-it.resp:
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil
 		}
 		if err := srv.Send(resp); err != nil {
 			return fmt.Errorf("broadcast: sending response: %w", err)
@@ -105,38 +152,37 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 	return nil
 }
 
-func (h *Handler) process(ctx context.Context, env *cb.Envelope) *ab.BroadcastResponse {
-	parsed, err := msgprocessor.Parse(env)
-	channel, ht := "", cb.HeaderType(-1)
-	if parsed != nil {
-		channel, ht = parsed.ChannelHeader.ChannelId, cb.HeaderType(parsed.ChannelHeader.Type)
+// validate parses the envelope, finds its channel and checks it.
+func (h *Handler) validate(it *item) error {
+	parsed, err := msgprocessor.Parse(it.env)
+	if err != nil {
+		return err
 	}
-	resp := h.order(ctx, env, parsed, err)
-	if resp.Status != cb.Status_SUCCESS && h.Log != nil {
+	it.parsed = parsed
+	if it.ch, err = h.Registrar.BroadcastChannel(parsed); err != nil {
+		return err
+	}
+	it.seq, err = it.ch.Validate(it.env, parsed)
+	return err
+}
+
+// finish turns an envelope's outcome into its response, logging and counting it.
+func (h *Handler) finish(it *item, err error) *ab.BroadcastResponse {
+	resp := &ab.BroadcastResponse{Status: cb.Status_SUCCESS}
+	if err != nil {
+		resp = &ab.BroadcastResponse{Status: Status(err), Info: err.Error()}
+	}
+	channel, ht := "", cb.HeaderType(-1)
+	if it.parsed != nil {
+		channel, ht = it.parsed.ChannelHeader.ChannelId, cb.HeaderType(it.parsed.ChannelHeader.Type)
+	}
+	if err != nil && h.Log != nil {
 		h.Log.Warn("broadcast refused", "channel", channel, "type", ht.String(), "status", resp.Status.String(), "reason", resp.Info)
 	}
 	if h.Observer != nil {
 		h.Observer.Processed(channel, ht, resp.Status)
 	}
 	return resp
-}
-
-func (h *Handler) order(ctx context.Context, env *cb.Envelope, parsed *msgprocessor.Parsed, err error) *ab.BroadcastResponse {
-	if err != nil {
-		return refusal(err)
-	}
-	ch, err := h.Registrar.BroadcastChannel(parsed)
-	if err != nil {
-		return refusal(err)
-	}
-	seq, err := ch.Validate(env, parsed)
-	if err != nil {
-		return refusal(err)
-	}
-	if err := ch.Order(ctx, env, seq); err != nil {
-		return refusal(err)
-	}
-	return &ab.BroadcastResponse{Status: cb.Status_SUCCESS}
 }
 
 // Status maps a refusal to Fabric's Broadcast status.
@@ -151,8 +197,4 @@ func Status(err error) cb.Status {
 	default:
 		return cb.Status_BAD_REQUEST
 	}
-}
-
-func refusal(err error) *ab.BroadcastResponse {
-	return &ab.BroadcastResponse{Status: Status(err), Info: err.Error()}
 }

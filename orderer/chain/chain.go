@@ -39,9 +39,12 @@ type Store interface {
 	Append(blocks ...*cb.Block) error
 }
 
-// Producer produces records to partition 0 of a topic and returns their offsets.
+// Producer produces records to partition 0 of a topic.
 type Producer interface {
+	// Produce writes one record and waits for Kafka's acknowledgement.
 	Produce(ctx context.Context, topic string, value []byte) (int64, error)
+	// Enqueue writes one record without waiting; records enqueued in sequence keep their order.
+	Enqueue(ctx context.Context, topic string, value []byte) (*kafka.Ack, error)
 }
 
 // Partition is a running consumer of partition 0 of the channel's topic.
@@ -150,36 +153,74 @@ func (c *Chain) Err() error {
 	return nil
 }
 
-// Order produces a normal envelope validated under configSeq.
+// Order produces a normal envelope validated under configSeq and waits for Kafka's
+// acknowledgement.
 func (c *Chain) Order(ctx context.Context, env *cb.Envelope, configSeq uint64) error {
-	return c.post(ctx, env, configSeq, ab.KafkaMessageRegular_NORMAL)
-}
-
-// Configure produces a config envelope (CONFIG, or ORDERER_TRANSACTION on the system channel).
-func (c *Chain) Configure(ctx context.Context, env *cb.Envelope, configSeq uint64) error {
-	return c.post(ctx, env, configSeq, ab.KafkaMessageRegular_CONFIG)
-}
-
-func (c *Chain) post(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class) error {
-	if err := c.waitGate(ctx); err != nil {
+	ack, err := c.Enqueue(ctx, env, configSeq)
+	if err != nil {
 		return err
 	}
+	return ack.Wait(ctx)
+}
+
+// Configure produces a config envelope (CONFIG, or ORDERER_TRANSACTION on the system channel)
+// and waits for Kafka's acknowledgement.
+func (c *Chain) Configure(ctx context.Context, env *cb.Envelope, configSeq uint64) error {
+	ack, err := c.enqueue(ctx, env, configSeq, ab.KafkaMessageRegular_CONFIG)
+	if err != nil {
+		return err
+	}
+	return ack.Wait(ctx)
+}
+
+// Enqueue hands a normal envelope to Kafka without waiting for the acknowledgement.
+func (c *Chain) Enqueue(ctx context.Context, env *cb.Envelope, configSeq uint64) (*Ack, error) {
+	return c.enqueue(ctx, env, configSeq, ab.KafkaMessageRegular_NORMAL)
+}
+
+// Ack is an enqueued envelope's pending acknowledgement.
+type Ack struct {
+	c       *Chain
+	ack     *kafka.Ack
+	size    int
+	timeout time.Duration
+}
+
+// Wait returns nil once Kafka acknowledged the envelope, or a refusal saying why not.
+func (a *Ack) Wait(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	if _, err := a.ack.Wait(ctx); err != nil {
+		return a.c.produceError(a.size, err)
+	}
+	return nil
+}
+
+func (c *Chain) enqueue(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class) (*Ack, error) {
+	if err := c.waitGate(ctx); err != nil {
+		return nil, err
+	}
 	if !c.connected.Load() {
-		return fmt.Errorf("%w: channel %s: backing Kafka cluster has not completed booting (or is unreachable); try again later", msgprocessor.ErrUnavailable, c.o.ChannelID)
+		return nil, fmt.Errorf("%w: channel %s: backing Kafka cluster has not completed booting (or is unreachable); try again later", msgprocessor.ErrUnavailable, c.o.ChannelID)
 	}
 	payload, err := proto.Marshal(env)
 	if err != nil {
-		return fmt.Errorf("%w: envelope cannot be encoded: %v", msgprocessor.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: envelope cannot be encoded: %v", msgprocessor.ErrBadRequest, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.o.ProduceTimeout)
+	qctx, cancel := context.WithTimeout(ctx, c.o.ProduceTimeout)
 	defer cancel()
-	if _, err := c.o.Producer.Produce(ctx, c.o.ChannelID, kafka.MarshalRegular(payload, seq, class, 0)); err != nil {
-		if kafka.IsMessageTooLarge(err) {
-			return fmt.Errorf("%w: channel %s: envelope of %d bytes is larger than the Kafka broker accepts (message.max.bytes): %v", msgprocessor.ErrBadRequest, c.o.ChannelID, len(payload), err)
-		}
-		return fmt.Errorf("%w: channel %s: producing to Kafka: %v", msgprocessor.ErrUnavailable, c.o.ChannelID, err)
+	ack, err := c.o.Producer.Enqueue(qctx, c.o.ChannelID, kafka.MarshalRegular(payload, seq, class, 0))
+	if err != nil {
+		return nil, c.produceError(len(payload), err)
 	}
-	return nil
+	return &Ack{c: c, ack: ack, size: len(payload), timeout: c.o.ProduceTimeout}, nil
+}
+
+func (c *Chain) produceError(size int, err error) error {
+	if kafka.IsMessageTooLarge(err) {
+		return fmt.Errorf("%w: channel %s: envelope of %d bytes is larger than the Kafka brokers accept (message.max.bytes): %v", msgprocessor.ErrBadRequest, c.o.ChannelID, size, err)
+	}
+	return fmt.Errorf("%w: channel %s: producing to Kafka: %v", msgprocessor.ErrUnavailable, c.o.ChannelID, err)
 }
 
 // waitGate holds new messages back while a re-submitted config message is on its way.

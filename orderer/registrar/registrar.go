@@ -325,9 +325,9 @@ func (ch *channel) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (uint64, e
 	return cfg.Sequence, nil
 }
 
-// Order implements broadcast.Channel.
-func (ch *channel) Order(ctx context.Context, env *cb.Envelope, seq uint64) error {
-	return ch.chain.Order(ctx, env, seq)
+// Enqueue implements broadcast.Channel.
+func (ch *channel) Enqueue(ctx context.Context, env *cb.Envelope, seq uint64) (broadcast.Ack, error) {
+	return ch.chain.Enqueue(ctx, env, seq)
 }
 
 // DeliverChannel implements deliver.Registrar.

@@ -111,6 +111,15 @@ func (k *kafkaClients) Produce(ctx context.Context, topic string, value []byte) 
 	return p.Produce(ctx, topic, value)
 }
 
+// Enqueue implements chain.Producer.
+func (k *kafkaClients) Enqueue(ctx context.Context, topic string, value []byte) (*kafka.Ack, error) {
+	p, err := k.getProducer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.Enqueue(ctx, topic, value)
+}
+
 func (k *kafkaClients) consume(ctx context.Context, topic string, offset int64) (chain.Partition, error) {
 	c, err := k.getConsumer(ctx)
 	if err != nil {
