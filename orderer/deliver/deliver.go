@@ -37,11 +37,25 @@ type Registrar interface {
 type Handler struct {
 	Registrar Registrar
 	Log       *slog.Logger
+	// Stopping, when closed, ends every stream: a request waiting for a block that is not
+	// written yet gets SERVICE_UNAVAILABLE, so the server can shut down without waiting for
+	// clients to leave.
+	Stopping <-chan struct{}
 }
 
 // Handle serves requests on one stream until the client closes it or ctx ends.
 func (h *Handler) Handle(srv ab.AtomicBroadcast_DeliverServer) error {
-	ctx := srv.Context()
+	ctx, cancel := context.WithCancel(srv.Context())
+	defer cancel()
+	if h.Stopping != nil {
+		go func() {
+			select {
+			case <-h.Stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	for {
 		env, err := srv.Recv()
 		if errors.Is(err, io.EOF) {
@@ -89,6 +103,9 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 		b, err := req.chain.Block(ctx, n)
 		if err != nil {
 			if ctx.Err() != nil {
+				if isClosed(h.Stopping) {
+					return cb.Status_SERVICE_UNAVAILABLE, nil
+				}
 				return 0, ctx.Err()
 			}
 			if h.Log != nil {
@@ -125,6 +142,9 @@ func (h *Handler) parse(env *cb.Envelope) (*request, cb.Status, string) {
 		return nil, cb.Status_BAD_REQUEST, "SeekInfo needs both a start and a stop position"
 	}
 	height := chain.Height()
+	if height == 0 {
+		return nil, cb.Status_SERVICE_UNAVAILABLE, "channel has no blocks yet"
+	}
 	req := &request{chain: chain, failIfNotReady: seek.Behavior == ab.SeekInfo_FAIL_IF_NOT_READY}
 	switch s := seek.Start.Type.(type) {
 	case *ab.SeekPosition_Oldest:
@@ -158,6 +178,18 @@ func (h *Handler) parse(env *cb.Envelope) (*request, cb.Status, string) {
 		return nil, cb.Status_BAD_REQUEST, "unknown stop position"
 	}
 	return req, cb.Status_SUCCESS, ""
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func statusOf(err error) cb.Status {

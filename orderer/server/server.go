@@ -53,6 +53,8 @@ type Server struct {
 	opsLis  net.Listener
 	wg      sync.WaitGroup
 	stopped chan struct{}
+	// stopping is closed when shutdown begins, to end Deliver streams that wait for blocks.
+	stopping chan struct{}
 }
 
 // New prepares an orderer from its configuration: it loads the local MSP, opens the ledger
@@ -62,7 +64,7 @@ func New(cfg *config.TopLevel, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, stopped: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, stopped: make(chan struct{}), stopping: make(chan struct{})}
 	signer, err := msp.LoadSigner(cfg.General.LocalMSPDir, cfg.General.LocalMSPID)
 	if err != nil {
 		return nil, fmt.Errorf("General.LocalMSPDir=%q: %w", cfg.General.LocalMSPDir, err)
@@ -171,7 +173,7 @@ func (s *Server) Start() error {
 	s.grpc = grpc.NewServer(opts...)
 	ab.RegisterAtomicBroadcastServer(s.grpc, &atomicBroadcast{
 		b: &broadcast.Handler{Registrar: s.reg, Log: s.log, Observer: s.metrics},
-		d: &deliver.Handler{Registrar: s.reg, Log: s.log},
+		d: &deliver.Handler{Registrar: s.reg, Log: s.log, Stopping: s.stopping},
 	})
 	s.lis = lis
 
@@ -229,6 +231,7 @@ func (s *Server) Start() error {
 
 // Stop shuts the orderer down; it is safe to call once after Start.
 func (s *Server) Stop() {
+	close(s.stopping)
 	if s.grpc != nil {
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
