@@ -4,8 +4,12 @@
 // single stream keeps many envelopes in flight to Kafka. A response is SUCCESS only once Kafka
 // acknowledged the envelope.
 //
-// Like Fabric, the stream ends after the first response that is not SUCCESS; envelopes
-// received after that one are not ordered and get no response.
+// Like Fabric, the stream ends after the first response that is not SUCCESS. An envelope
+// refused before it reaches Kafka (malformed, forbidden, unknown channel, Kafka unreachable)
+// stops the stream there: nothing received after it is ordered. An envelope that Kafka itself
+// fails after accepting it may have later envelopes of the stream already on their way; those
+// can be ordered without a response, which a client sees as "not acknowledged" (never the
+// reverse: nothing acknowledged is ever missing).
 package broadcast
 
 import (
