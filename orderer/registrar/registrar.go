@@ -11,10 +11,8 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/golang/protobuf/proto"
-	"github.com/golang/protobuf/ptypes/timestamp"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 
 	"github.com/kordhq/kord/kafka"
@@ -23,6 +21,7 @@ import (
 	"github.com/kordhq/kord/orderer/broadcast"
 	"github.com/kordhq/kord/orderer/chain"
 	"github.com/kordhq/kord/orderer/channelconfig"
+	"github.com/kordhq/kord/orderer/client"
 	"github.com/kordhq/kord/orderer/deliver"
 	"github.com/kordhq/kord/orderer/msgprocessor"
 )
@@ -407,28 +406,7 @@ func signedEnvelope(s Signer, t cb.HeaderType, channelID string, data proto.Mess
 	if err != nil {
 		return nil, err
 	}
-	sh, err := s.NewSignatureHeader()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	chdr, err := proto.Marshal(&cb.ChannelHeader{Type: int32(t), ChannelId: channelID, Timestamp: &timestamp.Timestamp{Seconds: now.Unix(), Nanos: int32(now.Nanosecond())}})
-	if err != nil {
-		return nil, err
-	}
-	shb, err := proto.Marshal(sh)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := proto.Marshal(&cb.Payload{Header: &cb.Header{ChannelHeader: chdr, SignatureHeader: shb}, Data: body})
-	if err != nil {
-		return nil, err
-	}
-	sig, err := s.Sign(payload)
-	if err != nil {
-		return nil, err
-	}
-	return &cb.Envelope{Payload: payload, Signature: sig}, nil
+	return client.Envelope(s, t, channelID, body)
 }
 
 // HasChannel reports whether a channel exists.
