@@ -92,7 +92,7 @@ func retryPropose(ctx context.Context, fn func() error) error {
 	return err
 }
 
-func devSetup(dir, listen, ops string, log *slog.Logger) (*config.TopLevel, genesis.Profile, *embedded.Cluster, error) {
+func devSetup(dir, listen, ops string, log *slog.Logger) (_ *config.TopLevel, _ genesis.Profile, _ *embedded.Cluster, err error) {
 	var profile genesis.Profile
 	cryptoDir := filepath.Join(dir, "crypto")
 	spec := mspgen.DefaultSpec()
@@ -114,6 +114,11 @@ func devSetup(dir, listen, ops string, log *slog.Logger) (*config.TopLevel, gene
 	if err != nil {
 		return nil, profile, nil, fmt.Errorf("starting embedded Kafka: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			cluster.Close()
+		}
+	}()
 	addrs := cluster.Addrs()
 	if _, p, err := net.SplitHostPort(addrs[0]); err == nil {
 		_ = os.WriteFile(portsFile, []byte(p), 0o644)
@@ -127,22 +132,18 @@ func devSetup(dir, listen, ops string, log *slog.Logger) (*config.TopLevel, gene
 	if _, err := os.Stat(genesisFile); errors.Is(err, os.ErrNotExist) {
 		blk, err := genesis.SystemChannelBlock(profile)
 		if err != nil {
-			cluster.Close()
 			return nil, profile, nil, fmt.Errorf("building genesis block: %w", err)
 		}
 		raw, err := proto.Marshal(blk)
 		if err != nil {
-			cluster.Close()
 			return nil, profile, nil, err
 		}
 		if err := os.WriteFile(genesisFile, raw, 0o644); err != nil {
-			cluster.Close()
 			return nil, profile, nil, err
 		}
 	}
 	cfg, warnings, err := config.LoadYAML(config.DefaultYAML, dir, os.Environ())
 	if err != nil {
-		cluster.Close()
 		return nil, profile, nil, err
 	}
 	for _, w := range warnings {
@@ -150,12 +151,10 @@ func devSetup(dir, listen, ops string, log *slog.Logger) (*config.TopLevel, gene
 	}
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
-		cluster.Close()
 		return nil, profile, nil, fmt.Errorf("--listen %q: %w", listen, err)
 	}
 	lp, err := strconv.Atoi(portStr)
 	if err != nil {
-		cluster.Close()
 		return nil, profile, nil, fmt.Errorf("--listen %q: bad port", listen)
 	}
 	ordererOrg := mspgen.OrdererOrgDir(cryptoDir, spec.OrdererOrgs[0].Domain)

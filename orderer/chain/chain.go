@@ -73,8 +73,9 @@ type Options struct {
 	OnNewChannel func(ctx context.Context, nc *NewChannel) error
 	// OnEvent, if set, is told of every notable record (for logs and metrics).
 	OnEvent func(Event)
-	// OnBlocks, if set, is told of every batch of blocks written.
-	OnBlocks func([]*cb.Block)
+	// OnBlocks, if set, is told of every batch of blocks written, with the Kafka metadata of
+	// the last one.
+	OnBlocks func(written []*cb.Block, last *ab.KafkaMetadata)
 	Log      *slog.Logger
 	// ProduceTimeout bounds Order when Kafka does not answer (default 30s).
 	ProduceTimeout time.Duration
@@ -105,7 +106,7 @@ func New(o Options) (*Chain, error) {
 		o.Log = slog.Default()
 	}
 	c := &Chain{o: o, log: o.Log.With("channel", o.ChannelID), gate: closedGate()}
-	st, err := c.loadState()
+	st, err := LoadState(c.o.ChannelID, c.o.Store)
 	if err != nil {
 		return nil, err
 	}
@@ -151,16 +152,6 @@ func (c *Chain) Err() error {
 		return *p
 	}
 	return nil
-}
-
-// Order produces a normal envelope validated under configSeq and waits for Kafka's
-// acknowledgement.
-func (c *Chain) Order(ctx context.Context, env *cb.Envelope, configSeq uint64) error {
-	ack, err := c.Enqueue(ctx, env, configSeq)
-	if err != nil {
-		return err
-	}
-	return ack.Wait(ctx)
 }
 
 // Configure produces a config envelope (CONFIG, or ORDERER_TRANSACTION on the system channel)
@@ -257,31 +248,32 @@ func isClosed(ch chan struct{}) bool {
 	}
 }
 
-// loadState reads what the machine starts from out of the ledger.
-func (c *Chain) loadState() (State, error) {
-	h := c.o.Store.Height()
+// LoadState reads what a channel's machine starts from out of its ledger: the last block, the
+// config block it points at, and that block's config.
+func LoadState(channelID string, store Store) (State, error) {
+	h := store.Height()
 	if h == 0 {
-		return State{}, fmt.Errorf("channel %s: ledger is empty", c.o.ChannelID)
+		return State{}, fmt.Errorf("channel %s: ledger is empty", channelID)
 	}
-	last, err := c.o.Store.Block(h - 1)
+	last, err := store.Block(h - 1)
 	if err != nil {
-		return State{}, fmt.Errorf("channel %s: reading last block: %w", c.o.ChannelID, err)
+		return State{}, fmt.Errorf("channel %s: reading last block: %w", channelID, err)
 	}
 	idx, err := blocks.LastConfigIndex(last)
 	if err != nil {
-		return State{}, fmt.Errorf("channel %s: %w", c.o.ChannelID, err)
+		return State{}, fmt.Errorf("channel %s: %w", channelID, err)
 	}
 	cfgBlock := last
 	if idx != last.Header.Number {
-		if cfgBlock, err = c.o.Store.Block(idx); err != nil {
-			return State{}, fmt.Errorf("channel %s: reading config block %d: %w", c.o.ChannelID, idx, err)
+		if cfgBlock, err = store.Block(idx); err != nil {
+			return State{}, fmt.Errorf("channel %s: reading config block %d: %w", channelID, idx, err)
 		}
 	}
 	cfg, err := channelconfig.FromBlock(cfgBlock)
 	if err != nil {
-		return State{}, fmt.Errorf("channel %s: %w", c.o.ChannelID, err)
+		return State{}, fmt.Errorf("channel %s: %w", channelID, err)
 	}
-	cfg.ChannelID = c.o.ChannelID
+	cfg.ChannelID = channelID
 	return State{LastBlock: last, LastConfigIndex: idx, Config: cfg}, nil
 }
 
@@ -323,7 +315,7 @@ func (c *Chain) session(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	st, err := c.loadState()
+	st, err := LoadState(c.o.ChannelID, c.o.Store)
 	if err != nil {
 		return err
 	}
@@ -433,7 +425,7 @@ func (c *Chain) apply(ctx context.Context, rd Ready) error {
 			return fmt.Errorf("channel %s: writing blocks %d..%d: %w", c.o.ChannelID, out[0].Header.Number, out[len(out)-1].Header.Number, err)
 		}
 		if c.o.OnBlocks != nil {
-			c.o.OnBlocks(out)
+			c.o.OnBlocks(out, rd.Blocks[len(rd.Blocks)-1].Kafka)
 		}
 	}
 	for _, msg := range rd.Post {

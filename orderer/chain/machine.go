@@ -507,8 +507,3 @@ func headerType(env *cb.Envelope) (cb.HeaderType, error) {
 func timeToCut(n uint64) *ab.KafkaMessage {
 	return &ab.KafkaMessage{Type: &ab.KafkaMessage_TimeToCut{TimeToCut: &ab.KafkaMessageTimeToCut{BlockNumber: n}}}
 }
-
-// ConnectMessage is the record a chain posts before it starts consuming.
-func ConnectMessage() *ab.KafkaMessage {
-	return &ab.KafkaMessage{Type: &ab.KafkaMessage_Connect{Connect: &ab.KafkaMessageConnect{}}}
-}

@@ -154,11 +154,33 @@ func TestUndecodableRecordsSkipped(t *testing.T) {
 	}
 }
 
+// withHeader is a KafkaMessage carrying an ENDORSER_TRANSACTION envelope with a real header.
+func withHeader(t testing.TB, seq uint64, class ab.KafkaMessageRegular_Class) []byte {
+	t.Helper()
+	chdr, _ := proto.Marshal(&cb.ChannelHeader{Type: int32(cb.HeaderType_ENDORSER_TRANSACTION), ChannelId: "ch"})
+	payload, _ := proto.Marshal(&cb.Payload{Header: &cb.Header{ChannelHeader: chdr}, Data: []byte("tx")})
+	env, _ := proto.Marshal(&cb.Envelope{Payload: payload, Signature: []byte("sig")})
+	b, _ := proto.Marshal(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{Payload: env, ConfigSeq: seq, Class: class}}})
+	return b
+}
+
+// Class UNKNOWN (a pre-1.1 orderer) is re-validated at consumption even at the current config
+// sequence: committed in place when still valid, dropped otherwise, never re-submitted.
 func TestCompatibilityModeRevalidates(t *testing.T) {
-	m := newTestMachine(t, &ab.KafkaMetadata{LastOffsetPersisted: 9}, 1, false)
-	// The envelope has no header: compatibility mode cannot classify it and drops it.
-	if got := m.Step(10, regular(t, 10, 1, ab.KafkaMessageRegular_UNKNOWN, 0)); kinds(got)[0] != EventDropped {
-		t.Fatalf("%+v", got)
+	valid := newTestMachine(t, &ab.KafkaMetadata{LastOffsetPersisted: 9}, 1, true)
+	if rd := valid.Step(10, withHeader(t, 1, ab.KafkaMessageRegular_UNKNOWN)); len(rd.Events) != 0 || len(rd.Post) != 0 || rd.Timer != TimerStart {
+		t.Fatalf("valid UNKNOWN-class message not committed: %+v", rd)
+	}
+	if rd := valid.Step(11, ttc(5)); len(rd.Blocks) != 1 || len(rd.Blocks[0].Block.Data.Data) != 1 {
+		t.Fatalf("valid UNKNOWN-class message not in the next block: %+v", rd)
+	}
+	invalid := newTestMachine(t, &ab.KafkaMetadata{LastOffsetPersisted: 9}, 1, false)
+	if rd := invalid.Step(10, withHeader(t, 1, ab.KafkaMessageRegular_UNKNOWN)); len(kinds(rd)) != 1 || kinds(rd)[0] != EventDropped || len(rd.Post) != 0 {
+		t.Fatalf("invalid UNKNOWN-class message: %+v", rd)
+	}
+	// An envelope without a header cannot even be classified.
+	if got := valid.Step(12, regular(t, 10, 1, ab.KafkaMessageRegular_UNKNOWN, 0)); kinds(got)[0] != EventDropped {
+		t.Fatalf("headerless UNKNOWN-class message: %+v", got)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
+	ab "github.com/hyperledger/fabric-protos-go/orderer"
 
 	"github.com/kordhq/kord/kafka"
 	"github.com/kordhq/kord/ledger"
@@ -47,7 +48,7 @@ type Options struct {
 	Verifier msgprocessor.Verifier
 	Log      *slog.Logger
 	// OnBlocks and OnEvent are passed to every chain (metrics).
-	OnBlocks func(channel string, b []*cb.Block)
+	OnBlocks func(channel string, written []*cb.Block, last *ab.KafkaMetadata)
 	OnEvent  func(channel string, ev chain.Event)
 }
 
@@ -60,8 +61,7 @@ type Registrar struct {
 	kafka     *Kafka
 	mu        sync.RWMutex
 	channels  map[string]*channel
-	started   bool
-	startedCh chan struct{}
+	startedCh chan struct{} // closed once Start has started every chain
 }
 
 type channel struct {
@@ -136,24 +136,11 @@ func Open(o Options, genesis *cb.Block) (*Registrar, error) {
 
 // config reads a channel's current config from its ledger.
 func (ch *channel) config() (*channelconfig.Values, error) {
-	last, err := ch.store.LastBlock()
+	st, err := chain.LoadState(ch.id, ch.store)
 	if err != nil {
 		return nil, err
 	}
-	idx, err := blocks.LastConfigIndex(last)
-	if err != nil {
-		return nil, fmt.Errorf("channel %s: %w", ch.id, err)
-	}
-	b, err := ch.store.Block(idx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := channelconfig.FromBlock(b)
-	if err != nil {
-		return nil, fmt.Errorf("channel %s: %w", ch.id, err)
-	}
-	v.ChannelID = ch.id
-	return v, nil
+	return st.Config, nil
 }
 
 // SystemChannelID names the system channel.
@@ -180,7 +167,6 @@ func (r *Registrar) Start(k *Kafka) error {
 			return err
 		}
 	}
-	r.started = true
 	close(r.startedCh)
 	return nil
 }
@@ -196,9 +182,9 @@ func (r *Registrar) startChain(ch *channel) error {
 		Revalidator:  revalidator{r.proc},
 		Retry:        r.kafka.Retry,
 		OnNewChannel: r.createChannel,
-		OnBlocks: func(b []*cb.Block) {
+		OnBlocks: func(b []*cb.Block, km *ab.KafkaMetadata) {
 			if r.o.OnBlocks != nil {
-				r.o.OnBlocks(ch.id, b)
+				r.o.OnBlocks(ch.id, b, km)
 			}
 		},
 		OnEvent: func(ev chain.Event) {
@@ -256,8 +242,10 @@ func (r *Registrar) createChannel(_ context.Context, nc *chain.NewChannel) error
 	ch := &channel{id: nc.ChannelID, store: s, reg: r}
 	r.channels[nc.ChannelID] = ch
 	r.log.Info("channel created", "channel", nc.ChannelID)
-	if r.started {
+	select {
+	case <-r.startedCh:
 		return r.startChain(ch)
+	default:
 	}
 	return nil
 }

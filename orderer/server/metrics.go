@@ -4,11 +4,11 @@ import (
 	"net/http"
 
 	cb "github.com/hyperledger/fabric-protos-go/common"
+	ab "github.com/hyperledger/fabric-protos-go/orderer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/kordhq/kord/orderer/blocks"
 	"github.com/kordhq/kord/orderer/chain"
 )
 
@@ -50,12 +50,9 @@ func (m *metrics) handler(provider string) http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-func (m *metrics) blocksWritten(channel string, bs []*cb.Block) {
-	last := bs[len(bs)-1]
-	m.height.WithLabelValues(channel).Set(float64(last.Header.Number + 1))
-	if km, err := blocks.KafkaMetadata(last); err == nil && km != nil {
-		m.lastOffset.WithLabelValues(channel).Set(float64(km.LastOffsetPersisted))
-	}
+func (m *metrics) blocksWritten(channel string, bs []*cb.Block, last *ab.KafkaMetadata) {
+	m.height.WithLabelValues(channel).Set(float64(bs[len(bs)-1].Header.Number + 1))
+	m.lastOffset.WithLabelValues(channel).Set(float64(last.LastOffsetPersisted))
 }
 
 func (m *metrics) chainEvent(channel string, ev chain.Event) {

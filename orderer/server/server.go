@@ -47,12 +47,11 @@ type Server struct {
 	kafka   *kafkaClients
 	metrics *metrics
 
-	grpc    *grpc.Server
-	lis     net.Listener
-	ops     *http.Server
-	opsLis  net.Listener
-	wg      sync.WaitGroup
-	stopped chan struct{}
+	grpc   *grpc.Server
+	lis    net.Listener
+	ops    *http.Server
+	opsLis net.Listener
+	wg     sync.WaitGroup
 	// stopping is closed when shutdown begins, to end Deliver streams that wait for blocks.
 	stopping chan struct{}
 }
@@ -60,11 +59,11 @@ type Server struct {
 // New prepares an orderer from its configuration: it loads the local MSP, opens the ledger
 // (bootstrapping it from the genesis block when empty) and reads the system channel. Nothing
 // listens yet.
-func New(cfg *config.TopLevel, log *slog.Logger) (*Server, error) {
+func New(cfg *config.TopLevel, log *slog.Logger) (_ *Server, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, stopped: make(chan struct{}), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, stopping: make(chan struct{})}
 	signer, err := msp.LoadSigner(cfg.General.LocalMSPDir, cfg.General.LocalMSPID)
 	if err != nil {
 		return nil, fmt.Errorf("General.LocalMSPDir=%q: %w", cfg.General.LocalMSPDir, err)
@@ -80,14 +79,17 @@ func New(cfg *config.TopLevel, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("FileLedger.Location=%q: %w", cfg.FileLedger.Location, err)
 	}
+	defer func() {
+		if err != nil {
+			s.ledger.Close()
+		}
+	}()
 	existing, err := s.ledger.Channels()
 	if err != nil {
-		s.ledger.Close()
 		return nil, fmt.Errorf("FileLedger.Location=%q: %w", cfg.FileLedger.Location, err)
 	}
 	if len(existing) == 0 && method == "file" {
 		if genesis, err = readBlock(cfg.General.BootstrapFile); err != nil {
-			s.ledger.Close()
 			return nil, fmt.Errorf("General.BootstrapFile=%q: %w", cfg.General.BootstrapFile, err)
 		}
 	}
@@ -101,12 +103,10 @@ func New(cfg *config.TopLevel, log *slog.Logger) (*Server, error) {
 		OnEvent:  s.metrics.chainEvent,
 	}, genesis)
 	if err != nil {
-		s.ledger.Close()
 		return nil, err
 	}
 	sys, err := s.reg.SystemConfig()
 	if err != nil {
-		s.ledger.Close()
 		return nil, err
 	}
 	brokers := sys.Brokers
@@ -116,7 +116,6 @@ func New(cfg *config.TopLevel, log *slog.Logger) (*Server, error) {
 	}
 	opts, err := kafkaOptions(cfg.Kafka, brokers)
 	if err != nil {
-		s.ledger.Close()
 		return nil, err
 	}
 	opts.Logger = log.With("component", "kafka")
@@ -252,7 +251,6 @@ func (s *Server) Stop() {
 	if err := s.ledger.Close(); err != nil {
 		s.log.Warn("closing ledger", "err", err)
 	}
-	close(s.stopped)
 }
 
 // healthz answers 200 when every chain consumes its partition, 503 naming those that do not.
