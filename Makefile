@@ -12,6 +12,7 @@ LDFLAGS             := -X github.com/kordhq/kord/orderer/server.Version=$(VERSIO
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/orderer ./cmd/orderer
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/kordctl ./cmd/kordctl
 
 run: build
 	$(BIN)/orderer dev --dir .kord-dev
