@@ -30,11 +30,13 @@ const DefaultWindow = 256
 
 // Channel is the ingress of one channel.
 type Channel interface {
-	// Validate checks env under the channel's current config and returns that config's
-	// sequence.
-	Validate(env *cb.Envelope, p *msgprocessor.Parsed) (configSeq uint64, err error)
-	// Enqueue hands env to Kafka without waiting for the acknowledgement; envelopes enqueued
-	// one after the other reach the channel's partition in that order.
+	// Validate checks env under the channel's current config and returns the envelope to
+	// order (env itself for a normal message; the CONFIG or ORDERER_TRANSACTION envelope a
+	// config update becomes) and the config sequence it was validated under.
+	Validate(env *cb.Envelope, p *msgprocessor.Parsed) (toOrder *cb.Envelope, configSeq uint64, err error)
+	// Enqueue hands an envelope returned by Validate to Kafka without waiting for the
+	// acknowledgement; envelopes enqueued one after the other reach the channel's partition
+	// in that order.
 	Enqueue(ctx context.Context, env *cb.Envelope, configSeq uint64) (Ack, error)
 }
 
@@ -66,6 +68,7 @@ type Handler struct {
 // stream order, once Kafka acknowledged).
 type item struct {
 	env       *cb.Envelope
+	toOrder   *cb.Envelope
 	parsed    *msgprocessor.Parsed
 	ch        Channel
 	seq       uint64
@@ -120,7 +123,7 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 			}
 			if err == nil {
 				var ack Ack
-				if ack, err = it.ch.Enqueue(ctx, it.env, it.seq); err == nil {
+				if ack, err = it.ch.Enqueue(ctx, it.toOrder, it.seq); err == nil {
 					go func() { it.resp <- h.finish(it, ack.Wait(ctx)) }()
 				}
 			}
@@ -166,7 +169,7 @@ func (h *Handler) validate(it *item) error {
 	if it.ch, err = h.Registrar.BroadcastChannel(parsed); err != nil {
 		return err
 	}
-	it.seq, err = it.ch.Validate(it.env, parsed)
+	it.toOrder, it.seq, err = it.ch.Validate(it.env, parsed)
 	return err
 }
 

@@ -41,9 +41,9 @@ func (a ack) Wait(ctx context.Context) error {
 
 func txID(p *msgprocessor.Parsed) string { return p.ChannelHeader.TxId }
 
-func (f *fakeChannel) Validate(_ *cb.Envelope, p *msgprocessor.Parsed) (uint64, error) {
+func (f *fakeChannel) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (*cb.Envelope, uint64, error) {
 	time.Sleep(time.Duration(rand.Intn(2000)) * time.Microsecond)
-	return 1, f.refuse[txID(p)]
+	return env, 1, f.refuse[txID(p)]
 }
 
 func (f *fakeChannel) Enqueue(_ context.Context, env *cb.Envelope, _ uint64) (Ack, error) {

@@ -164,6 +164,12 @@ func (c *Chain) Configure(ctx context.Context, env *cb.Envelope, configSeq uint6
 	return ack.Wait(ctx)
 }
 
+// EnqueueConfig hands a config envelope (CONFIG, or ORDERER_TRANSACTION on the system
+// channel) to Kafka without waiting for the acknowledgement.
+func (c *Chain) EnqueueConfig(ctx context.Context, env *cb.Envelope, configSeq uint64) (*Ack, error) {
+	return c.enqueue(ctx, env, configSeq, ab.KafkaMessageRegular_CONFIG)
+}
+
 // Enqueue hands a normal envelope to Kafka without waiting for the acknowledgement.
 func (c *Chain) Enqueue(ctx context.Context, env *cb.Envelope, configSeq uint64) (*Ack, error) {
 	return c.enqueue(ctx, env, configSeq, ab.KafkaMessageRegular_NORMAL)

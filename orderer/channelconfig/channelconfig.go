@@ -11,7 +11,10 @@ import (
 
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
+	mspproto "github.com/hyperledger/fabric-protos-go/msp"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
+
+	"github.com/kordhq/kord/orderer/policy"
 )
 
 // Config tree keys, as Fabric names them.
@@ -25,6 +28,9 @@ const (
 	BatchTimeoutKey  = "BatchTimeout"
 	KafkaBrokersKey  = "KafkaBrokers"
 	CapabilitiesKey  = "Capabilities"
+	MSPKey           = "MSP"
+
+	ChannelRestrictionsKey = "ChannelRestrictions"
 )
 
 // Values are the orderer-relevant settings of one config sequence of a channel.
@@ -38,8 +44,17 @@ type Values struct {
 	// OrdererCapabilities and ChannelCapabilities are the capability names set to on.
 	OrdererCapabilities map[string]bool
 	ChannelCapabilities map[string]bool
+	// ConsensusState is Orderer/ConsensusType's state (NORMAL unless in maintenance).
+	ConsensusState ab.ConsensusType_State
+	// MaxChannels is the system channel's Orderer/ChannelRestrictions MaxCount (0: no limit).
+	MaxChannels uint64
+	// OrgMSPIDs maps each organization group ("Application/Org1", "Orderer/OrdererOrg",
+	// "Consortiums/SampleConsortium/Org1") to the MSP ID it defines.
+	OrgMSPIDs map[string]string
 	// System is true for a channel that carries a Consortiums group (the system channel).
 	System bool
+	// Policies are the channel's policies (nil only for configs built by hand in tests).
+	Policies policy.Manager
 	// Config is the tree these values were read from.
 	Config *cb.Config
 }
@@ -54,6 +69,10 @@ func (v *Values) Resubmission() bool {
 	}
 	return false
 }
+
+// ExpirationCheck reports whether clients with expired certificates are refused (orderer
+// capability V1_1 or later).
+func (v *Values) ExpirationCheck() bool { return v.Resubmission() }
 
 // FromBlock reads the config carried by a config block (its single CONFIG envelope).
 func FromBlock(b *cb.Block) (*Values, error) {
@@ -134,6 +153,12 @@ func FromConfig(c *cb.Config) (*Values, error) {
 		return nil, fmt.Errorf("orderer group: %w", err)
 	}
 	v.Consensus = ct.Type
+	v.ConsensusState = ct.State
+	cr := &ab.ChannelRestrictions{}
+	if err := readValue(ord, ChannelRestrictionsKey, cr, false); err != nil {
+		return nil, fmt.Errorf("orderer group: %w", err)
+	}
+	v.MaxChannels = cr.MaxCount
 	if err := readValue(ord, BatchSizeKey, &v.BatchSize, true); err != nil {
 		return nil, fmt.Errorf("orderer group: %w", err)
 	}
@@ -165,6 +190,9 @@ func FromConfig(c *cb.Config) (*Values, error) {
 		return nil, fmt.Errorf("orderer group: %w", err)
 	}
 	v.OrdererCapabilities = capNames(ocaps)
+	if v.OrgMSPIDs, err = orgMSPIDs(root); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -199,4 +227,43 @@ func capNames(c *cb.Capabilities) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// orgMSPIDs reads the MSP ID of every organization group.
+func orgMSPIDs(root *cb.ConfigGroup) (map[string]string, error) {
+	out := map[string]string{}
+	read := func(path string, g *cb.ConfigGroup) error {
+		cv, ok := g.Values[MSPKey]
+		if !ok {
+			return nil
+		}
+		mc := &mspproto.MSPConfig{}
+		if err := proto.Unmarshal(cv.Value, mc); err != nil {
+			return fmt.Errorf("value %s/MSP: %w", path, err)
+		}
+		if mc.Type != 0 {
+			return nil // not an X.509 MSP; identified by its own config
+		}
+		fc := &mspproto.FabricMSPConfig{}
+		if err := proto.Unmarshal(mc.Config, fc); err != nil {
+			return fmt.Errorf("value %s/MSP: %w", path, err)
+		}
+		out[path] = fc.Name
+		return nil
+	}
+	for _, top := range []string{OrdererGroup, ApplicationGroup} {
+		for name, g := range root.Groups[top].GetGroups() {
+			if err := read(top+"/"+name, g); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for cname, c := range root.Groups[ConsortiumsGroup].GetGroups() {
+		for name, g := range c.GetGroups() {
+			if err := read(ConsortiumsGroup+"/"+cname+"/"+name, g); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }

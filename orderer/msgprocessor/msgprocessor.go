@@ -4,18 +4,24 @@
 // Fabric's statuses: ErrPermissionDenied becomes FORBIDDEN, ErrChannelNotFound NOT_FOUND,
 // ErrUnavailable SERVICE_UNAVAILABLE, anything else BAD_REQUEST.
 //
-// Today the identity check is the creator's signature only; the full MSP and policy
-// evaluation plugs in through the Verifier and Policy seams without changing callers.
+// Config updates take the config path: ProcessConfigUpdate for an existing channel,
+// ProcessChannelCreation for a new one (on the system channel), and ReprocessConfig when a
+// config message validated under an older config sequence is consumed.
 package msgprocessor
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
+	mspproto "github.com/hyperledger/fabric-protos-go/msp"
 
 	"github.com/kordhq/kord/orderer/channelconfig"
+	"github.com/kordhq/kord/orderer/policy"
 )
 
 // Refusal classes.
@@ -83,30 +89,63 @@ func Parse(env *cb.Envelope) (*Parsed, error) {
 	return p, nil
 }
 
-// Processor validates normal messages of one channel under a given config.
+// Processor validates the messages of a channel under a given config and turns config
+// updates into the config messages that are ordered. It holds no per-channel state, so one
+// Processor serves every channel.
 type Processor struct {
+	// Verifier checks creator signatures of channels whose config carries no policies; a
+	// config read by channelconfig always does, so this is a fallback for hand-built configs.
 	Verifier Verifier
+	// Signer is the orderer's identity, which signs the config messages built here.
+	Signer Signer
+	// NoExpirationChecks turns off the refusal of expired creators
+	// (General.Authentication.NoExpirationChecks).
+	NoExpirationChecks bool
+	// Now is the clock for expiration checks (time.Now if nil).
+	Now func() time.Time
 }
 
-// ValidateNormal checks a normal message against cfg: Fabric's filters in Fabric's order
-// (non-empty, size, then the creator's signature).
+// ValidateNormal checks a normal message against cfg: Fabric's filters in Fabric's order.
 func (p *Processor) ValidateNormal(cfg *channelconfig.Values, env *cb.Envelope) error {
 	parsed, err := Parse(env)
 	if err != nil {
 		return err
 	}
-	return p.validate(cfg, env, parsed)
+	return p.Check(cfg, env, parsed)
 }
 
-func (p *Processor) validate(cfg *channelconfig.Values, env *cb.Envelope, parsed *Parsed) error {
-	if parsed.Class == ConfigMsg {
+// Check is ValidateNormal for a message Parse already read.
+func (p *Processor) Check(cfg *channelconfig.Values, env *cb.Envelope, parsed *Parsed) error {
+	if parsed.Class != NormalMsg {
 		return fmt.Errorf("%w: %s messages are produced by orderers only", ErrBadRequest, cb.HeaderType(parsed.ChannelHeader.Type))
 	}
+	return p.admit(cfg, env, parsed)
+}
+
+// admit runs the filters every client message passes, in Fabric's order: size, creator
+// expiration, then the channel's Writers policy (which also checks the signature).
+func (p *Processor) admit(cfg *channelconfig.Values, env *cb.Envelope, parsed *Parsed) error {
 	if size := uint32(len(env.Payload) + len(env.Signature)); size > cfg.BatchSize.AbsoluteMaxBytes {
 		return fmt.Errorf("%w: message payload is %d bytes and exceeds maximum allowed %d bytes", ErrBadRequest, size, cfg.BatchSize.AbsoluteMaxBytes)
 	}
+	if !p.NoExpirationChecks && cfg.ExpirationCheck() {
+		if exp := expiresAt(parsed.Creator); !exp.IsZero() && p.now().After(exp) {
+			return fmt.Errorf("%w: the creator's certificate expired at %s", ErrBadRequest, exp.UTC().Format(time.RFC3339))
+		}
+	}
 	if len(parsed.Creator) == 0 {
 		return fmt.Errorf("%w: signature header has no creator", ErrPermissionDenied)
+	}
+	if cfg.Policies != nil {
+		pol, ok := cfg.Policies.GetPolicy(policy.ChannelWriters)
+		if !ok {
+			return fmt.Errorf("%w: channel %s has no %s policy", ErrPermissionDenied, cfg.ChannelID, policy.ChannelWriters)
+		}
+		sd := []*policy.SignedData{{Data: env.Payload, Identity: parsed.Creator, Signature: env.Signature}}
+		if err := pol.EvaluateSignedData(sd); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrPermissionDenied, policy.ChannelWriters, err)
+		}
+		return nil
 	}
 	if p.Verifier == nil {
 		return fmt.Errorf("%w: no signature verifier configured", ErrUnavailable)
@@ -117,7 +156,27 @@ func (p *Processor) validate(cfg *channelconfig.Values, env *cb.Envelope, parsed
 	return nil
 }
 
-// Check is ValidateNormal for a message Parse already read.
-func (p *Processor) Check(cfg *channelconfig.Values, env *cb.Envelope, parsed *Parsed) error {
-	return p.validate(cfg, env, parsed)
+func (p *Processor) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// expiresAt is the NotAfter of the X.509 certificate in a serialized identity, or zero when
+// there is none to read (identities that are not X.509 do not expire).
+func expiresAt(creator []byte) time.Time {
+	sid := &mspproto.SerializedIdentity{}
+	if err := proto.Unmarshal(creator, sid); err != nil {
+		return time.Time{}
+	}
+	block, _ := pem.Decode(sid.IdBytes)
+	if block == nil {
+		return time.Time{}
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}
+	}
+	return cert.NotAfter
 }

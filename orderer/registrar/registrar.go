@@ -23,6 +23,7 @@ import (
 	"github.com/kordhq/kord/orderer/chain"
 	"github.com/kordhq/kord/orderer/channelconfig"
 	"github.com/kordhq/kord/orderer/client"
+	"github.com/kordhq/kord/orderer/configtx"
 	"github.com/kordhq/kord/orderer/deliver"
 	"github.com/kordhq/kord/orderer/msgprocessor"
 )
@@ -46,6 +47,8 @@ type Options struct {
 	Ledger   *ledger.Provider
 	Signer   Signer
 	Verifier msgprocessor.Verifier
+	// NoExpirationChecks is General.Authentication.NoExpirationChecks.
+	NoExpirationChecks bool
 	Log      *slog.Logger
 	// OnBlocks and OnEvent are passed to every chain (metrics).
 	OnBlocks func(channel string, written []*cb.Block, last *ab.KafkaMetadata)
@@ -78,7 +81,7 @@ func Open(o Options, genesis *cb.Block) (*Registrar, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	r := &Registrar{o: o, log: o.Log, proc: &msgprocessor.Processor{Verifier: o.Verifier}, channels: map[string]*channel{}, startedCh: make(chan struct{})}
+	r := &Registrar{o: o, log: o.Log, proc: &msgprocessor.Processor{Verifier: o.Verifier, Signer: o.Signer, NoExpirationChecks: o.NoExpirationChecks}, channels: map[string]*channel{}, startedCh: make(chan struct{})}
 	ids, err := o.Ledger.Channels()
 	if err != nil {
 		return nil, fmt.Errorf("registrar: listing channels: %w", err)
@@ -284,37 +287,100 @@ func (r *Registrar) lookup(id string) (*channel, error) {
 	return ch, nil
 }
 
-// BroadcastChannel implements broadcast.Registrar.
+// BroadcastChannel implements broadcast.Registrar. Normal messages go to their channel; a
+// CONFIG_UPDATE goes to its channel's config path if the channel exists, else to the system
+// channel, which creates channels.
 func (r *Registrar) BroadcastChannel(p *msgprocessor.Parsed) (broadcast.Channel, error) {
 	id := p.ChannelHeader.ChannelId
 	switch p.Class {
-	case msgprocessor.ConfigUpdateMsg:
-		return nil, fmt.Errorf("%w: channel %q: CONFIG_UPDATE (channel creation and config updates) is not supported by this version of kord yet", msgprocessor.ErrBadRequest, id)
 	case msgprocessor.ConfigMsg:
 		return nil, fmt.Errorf("%w: channel %q: %s messages are produced by orderers, not clients", msgprocessor.ErrBadRequest, id, cb.HeaderType(p.ChannelHeader.Type))
+	case msgprocessor.ConfigUpdateMsg:
+		if ch, err := r.lookup(id); err == nil {
+			if err := ch.started(); err != nil {
+				return nil, err
+			}
+			return configUpdates{ch}, nil
+		}
+		if err := configtx.ValidateChannelID(id); err != nil {
+			return nil, fmt.Errorf("%w: channel creation: %v", msgprocessor.ErrBadRequest, err)
+		}
+		sys, err := r.lookup(r.systemID)
+		if err != nil {
+			return nil, err
+		}
+		if err := sys.started(); err != nil {
+			return nil, err
+		}
+		return channelCreations{sys}, nil
 	}
 	ch, err := r.lookup(id)
 	if err != nil {
 		return nil, err
 	}
-	if ch.chain == nil {
-		return nil, fmt.Errorf("%w: channel %q is not started yet", msgprocessor.ErrUnavailable, id)
+	if err := ch.started(); err != nil {
+		return nil, err
 	}
 	return ch, nil
 }
 
-// Validate implements broadcast.Channel.
-func (ch *channel) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (uint64, error) {
+func (ch *channel) started() error {
+	ch.reg.mu.RLock()
+	defer ch.reg.mu.RUnlock()
+	if ch.chain == nil {
+		return fmt.Errorf("%w: channel %q is not started yet", msgprocessor.ErrUnavailable, ch.id)
+	}
+	return nil
+}
+
+// Validate implements broadcast.Channel for normal messages.
+func (ch *channel) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (*cb.Envelope, uint64, error) {
 	cfg := ch.chain.Config()
 	if err := ch.reg.proc.Check(cfg, env, p); err != nil {
-		return 0, fmt.Errorf("channel %s: %w", ch.id, err)
+		return nil, 0, fmt.Errorf("channel %s: %w", ch.id, err)
 	}
-	return cfg.Sequence, nil
+	return env, cfg.Sequence, nil
 }
 
 // Enqueue implements broadcast.Channel.
 func (ch *channel) Enqueue(ctx context.Context, env *cb.Envelope, seq uint64) (broadcast.Ack, error) {
 	return ch.chain.Enqueue(ctx, env, seq)
+}
+
+// configUpdates is the broadcast ingress of config updates to an existing channel.
+type configUpdates struct{ ch *channel }
+
+func (c configUpdates) Validate(env *cb.Envelope, _ *msgprocessor.Parsed) (*cb.Envelope, uint64, error) {
+	cfg := c.ch.chain.Config()
+	out, err := c.ch.reg.proc.ProcessConfigUpdate(cfg, env)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, cfg.Sequence, nil
+}
+
+func (c configUpdates) Enqueue(ctx context.Context, env *cb.Envelope, seq uint64) (broadcast.Ack, error) {
+	return c.ch.chain.EnqueueConfig(ctx, env, seq)
+}
+
+// channelCreations is the broadcast ingress of channel-creation requests: the system channel.
+type channelCreations struct{ sys *channel }
+
+func (c channelCreations) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (*cb.Envelope, uint64, error) {
+	cfg := c.sys.chain.Config()
+	r := c.sys.reg
+	r.mu.RLock()
+	n := len(r.channels)
+	r.mu.RUnlock()
+	out, err := r.proc.ProcessChannelCreation(cfg, env, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, cfg.Sequence, nil
+}
+
+func (c channelCreations) Enqueue(ctx context.Context, env *cb.Envelope, seq uint64) (broadcast.Ack, error) {
+	return c.sys.chain.EnqueueConfig(ctx, env, seq)
 }
 
 // DeliverChannel implements deliver.Registrar.
@@ -358,8 +424,8 @@ func (v revalidator) ValidateNormal(cfg *channelconfig.Values, env *cb.Envelope)
 	return v.p.ValidateNormal(cfg, env)
 }
 
-func (v revalidator) ReprocessConfig(*channelconfig.Values, *cb.Envelope) (*cb.Envelope, error) {
-	return nil, errors.New("re-processing a config message validated under an older config sequence is not supported by this version of kord yet")
+func (v revalidator) ReprocessConfig(cfg *channelconfig.Values, env *cb.Envelope) (*cb.Envelope, error) {
+	return v.p.ReprocessConfig(cfg, env)
 }
 
 // ProposeChannel creates a channel directly from its full config: it orders, on the system
