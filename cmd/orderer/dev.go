@@ -13,10 +13,14 @@ import (
 	"time"
 
 	"github.com/golang/protobuf/proto"
+	cb "github.com/hyperledger/fabric-protos-go/common"
+	"gopkg.in/yaml.v3"
 
 	"github.com/kordhq/kord/config"
 	"github.com/kordhq/kord/kafka/embedded"
+	"github.com/kordhq/kord/orderer/client"
 	"github.com/kordhq/kord/orderer/genesis"
+	"github.com/kordhq/kord/orderer/msp"
 	"github.com/kordhq/kord/orderer/msp/mspgen"
 	"github.com/kordhq/kord/orderer/server"
 )
@@ -52,24 +56,9 @@ func dev(args []string) int {
 	}
 	defer cluster.Close()
 	return serve(cfg, log, func(ctx context.Context, srv *server.Server) error {
-		reg := srv.Registrar()
-		if !reg.HasChannel(devChannel) {
-			chCfg, err := genesis.ApplicationChannelConfig(profile, devChannel)
-			if err != nil {
-				return err
-			}
-			if err := reg.ProposeChannel(ctx, devChannel, chCfg); err != nil {
-				// The chain may still be connecting; ProposeChannel is refused until then.
-				if err := retryPropose(ctx, func() error { return reg.ProposeChannel(ctx, devChannel, chCfg) }); err != nil {
-					return fmt.Errorf("creating %s: %w", devChannel, err)
-				}
-			}
-			deadline := time.Now().Add(60 * time.Second)
-			for !reg.HasChannel(devChannel) {
-				if time.Now().After(deadline) {
-					return fmt.Errorf("channel %s was not created within 60s", devChannel)
-				}
-				time.Sleep(100 * time.Millisecond)
+		if !srv.Registrar().HasChannel(devChannel) {
+			if err := createDevChannel(ctx, abs, profile, srv.Addr()); err != nil {
+				return fmt.Errorf("creating %s: %w", devChannel, err)
 			}
 		}
 		printDevInfo(abs, srv)
@@ -77,18 +66,46 @@ func dev(args []string) int {
 	})
 }
 
-func retryPropose(ctx context.Context, fn func() error) error {
-	var err error
-	for i := 0; i < 120; i++ {
-		if err = fn(); err == nil {
-			return nil
+// createDevChannel creates the application channel the way an operator would with `peer
+// channel create`: a channel-creation tx signed by Org1's admin, broadcast to this orderer,
+// then block 0 fetched back. The orderer is still connecting to Kafka at first, so refusals
+// are retried for a while.
+func createDevChannel(ctx context.Context, dir string, profile genesis.Profile, addr string) error {
+	org := mspgen.DefaultSpec().PeerOrgs[0]
+	admin, err := msp.LoadSigner(mspgen.UserMSPDir(mspgen.PeerOrgDir(filepath.Join(dir, "crypto"), org.Domain), org.Domain, mspgen.AdminUser), org.MSPID)
+	if err != nil {
+		return err
+	}
+	tx, err := genesis.ChannelCreateTx(profile, devChannel)
+	if err != nil {
+		return err
+	}
+	conn, err := client.Dial(ctx, addr, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		signed, err := client.SignConfigUpdate(tx, admin)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Broadcast(ctx, conn, signed)
+		if err == nil && resp.Status == cb.Status_SUCCESS {
+			break
+		}
+		if err == nil && resp.Status != cb.Status_SERVICE_UNAVAILABLE {
+			return fmt.Errorf("orderer refused the channel creation: %s: %s", resp.Status, resp.Info)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("orderer did not accept the channel creation in time (last answer: %v %v)", resp, err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+	_, err = client.WaitBlock(ctx, conn, admin, devChannel, 0, 200*time.Millisecond)
 	return err
 }
 
@@ -128,6 +145,10 @@ func devSetup(dir, listen, ops string, log *slog.Logger) (_ *config.TopLevel, _ 
 	profile.MaxMessageCount = 500
 	profile.PreferredMaxBytes = 2 * 1024 * 1024
 	profile.AbsoluteMaxBytes = 10 * 1024 * 1024
+	if raw, err := yaml.Marshal(genesis.SpecOf(profile)); err == nil {
+		// Left for kordctl (e.g. `kordctl genesis channel-tx --spec DIR/network.yaml`).
+		_ = os.WriteFile(filepath.Join(dir, "network.yaml"), raw, 0o644)
+	}
 	genesisFile := filepath.Join(dir, "genesis.block")
 	if _, err := os.Stat(genesisFile); errors.Is(err, os.ErrNotExist) {
 		blk, err := genesis.SystemChannelBlock(profile)

@@ -264,6 +264,9 @@ func NewValidator(channelID string, config *cb.Config, pm policy.Manager) (*Vali
 	if config.GetChannelGroup() == nil {
 		return nil, fmt.Errorf("channel %s: config has no channel group", channelID)
 	}
+	if pm == nil {
+		return nil, fmt.Errorf("channel %s: config has no policies to check updates against", channelID)
+	}
 	elems, err := flatten(config.ChannelGroup, RootGroup)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: config: %w", channelID, err)
