@@ -31,8 +31,8 @@ func init() {
 // signs.
 type connFlags struct {
 	orderer, channel, mspDir, mspID, tlsCA string
-	extraSigners                          multiFlag
-	timeout                               time.Duration
+	extraSigners                           multiFlag
+	timeout                                time.Duration
 }
 
 type multiFlag []string

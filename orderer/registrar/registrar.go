@@ -49,7 +49,7 @@ type Options struct {
 	Verifier msgprocessor.Verifier
 	// NoExpirationChecks is General.Authentication.NoExpirationChecks.
 	NoExpirationChecks bool
-	Log      *slog.Logger
+	Log                *slog.Logger
 	// OnBlocks and OnEvent are passed to every chain (metrics).
 	OnBlocks func(channel string, written []*cb.Block, last *ab.KafkaMetadata)
 	OnEvent  func(channel string, ev chain.Event)
