@@ -343,7 +343,7 @@ func (id *X509Identity) SatisfiesPrincipal(principal *mspproto.MSPPrincipal) err
 	if principal == nil {
 		return errors.New("principal is nil")
 	}
-	principals, err := id.msp.flatten(principal)
+	principals, err := id.msp.flatten(principal, 0)
 	if err != nil {
 		return err
 	}
@@ -355,9 +355,17 @@ func (id *X509Identity) SatisfiesPrincipal(principal *mspproto.MSPPrincipal) err
 	return nil
 }
 
-func (m *MSP) flatten(p *mspproto.MSPPrincipal) ([]*mspproto.MSPPrincipal, error) {
+// maxPrincipalDepth bounds the nesting of COMBINED principals. Fabric has no bound and
+// so can be made to exhaust its stack by a deep enough principal in a 10 MB config; a
+// real principal is a few levels deep.
+const maxPrincipalDepth = 1000
+
+func (m *MSP) flatten(p *mspproto.MSPPrincipal, depth int) ([]*mspproto.MSPPrincipal, error) {
 	if p.PrincipalClassification != mspproto.MSPPrincipal_COMBINED {
 		return []*mspproto.MSPPrincipal{p}, nil
+	}
+	if depth >= maxPrincipalDepth {
+		return nil, fmt.Errorf("combined principal nested more than %d levels deep", maxPrincipalDepth)
 	}
 	if m.version < V1_3 {
 		return nil, fmt.Errorf("MSP %s (%v) does not support COMBINED principals", m.id, m.version)
@@ -374,7 +382,7 @@ func (m *MSP) flatten(p *mspproto.MSPPrincipal) ([]*mspproto.MSPPrincipal, error
 		if sub == nil {
 			return nil, errors.New("combined principal holds a nil principal")
 		}
-		flat, err := m.flatten(sub)
+		flat, err := m.flatten(sub, depth+1)
 		if err != nil {
 			return nil, err
 		}

@@ -192,3 +192,21 @@ func TestVersionForCapabilities(t *testing.T) {
 		t.Fatal("Version.String")
 	}
 }
+
+func TestCombinedPrincipalDepth(t *testing.T) {
+	org := msptest.NewOrg(t, "Org1MSP")
+	m := buildMSP(t, org.FabricConfig(true), V1_4_3)
+	id, err := m.DeserializeIdentity(org.Client.Serialize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nest := func(levels int) *mspproto.MSPPrincipal {
+		p := msptest.RolePrincipal("Org1MSP", mspproto.MSPRole_MEMBER)
+		for range levels {
+			p = msptest.CombinedPrincipal(p)
+		}
+		return p
+	}
+	wantErr(t, id.SatisfiesPrincipal(nest(maxPrincipalDepth)), "")
+	wantErr(t, id.SatisfiesPrincipal(nest(maxPrincipalDepth+1)), "nested more than")
+}
