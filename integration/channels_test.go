@@ -50,6 +50,31 @@ func (nw *network) update(ctx context.Context, o *orderer, channelID string, edi
 	return nw.broadcastConfig(ctx, o, env, signers...)
 }
 
+// waitConfig waits until every orderer's current config of channelID is at sequence seq, and
+// returns orderer0's.
+func (nw *network) waitConfig(ctx context.Context, channelID string, seq uint64) (*channelconfig.Values, *cb.Block) {
+	nw.t.Helper()
+	var v0 *channelconfig.Values
+	var b0 *cb.Block
+	for i, o := range nw.orderers {
+		for {
+			v, b := nw.configOf(ctx, o, channelID)
+			if v.Sequence >= seq {
+				if i == 0 {
+					v0, b0 = v, b
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				nw.t.Fatalf("%s: config of %s still at sequence %d, want %d", o.name, channelID, v.Sequence, seq)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return v0, b0
+}
+
 // waitHeight waits until every orderer serves at least h blocks of channelID.
 func (nw *network) waitHeight(ctx context.Context, channelID string, h uint64) {
 	nw.t.Helper()
@@ -107,7 +132,7 @@ func TestChannelLifecycle(t *testing.T) {
 	if resp.Status != cb.Status_SUCCESS {
 		t.Fatalf("anchor-peer update: %s: %s", resp.Status, resp.Info)
 	}
-	cfg, cfgBlock := nw.configOf(ctx, nw.orderers[1], ch)
+	cfg, cfgBlock := nw.waitConfig(ctx, ch, 2)
 	if cfg.Sequence != 2 {
 		t.Fatalf("config sequence after the anchor-peer update = %d, want 2", cfg.Sequence)
 	}
@@ -125,7 +150,7 @@ func TestChannelLifecycle(t *testing.T) {
 	if resp.Status != cb.Status_SUCCESS {
 		t.Fatalf("batch-size update: %s: %s", resp.Status, resp.Info)
 	}
-	cfg, cfgBlock = nw.configOf(ctx, nw.orderers[2], ch)
+	cfg, cfgBlock = nw.waitConfig(ctx, ch, 3)
 	if cfg.BatchSize.MaxMessageCount != 3 || cfg.Sequence != 3 {
 		t.Fatalf("after the batch-size update: MaxMessageCount %d, sequence %d", cfg.BatchSize.MaxMessageCount, cfg.Sequence)
 	}
@@ -261,7 +286,7 @@ func TestChannelRefusals(t *testing.T) {
 	if resp := nw.broadcastConfig(ctx, o, env, nw.ordererAdmin()); resp.Status != cb.Status_SUCCESS {
 		t.Fatalf("batch-size update: %s %s", resp.Status, resp.Info)
 	}
-	nw.waitHeight(ctx, "chan-b", 2)
+	nw.waitConfig(ctx, "chan-b", cfg.Sequence+1)
 	if resp := nw.broadcastConfig(ctx, o, env, nw.ordererAdmin()); resp.Status != cb.Status_BAD_REQUEST || !strings.Contains(resp.Info, "version") {
 		t.Fatalf("replayed update: %s %q; want BAD_REQUEST naming the version", resp.Status, resp.Info)
 	}
@@ -294,7 +319,7 @@ func TestRevalidationAfterConfigUpdate(t *testing.T) {
 	if resp.Status != cb.Status_SUCCESS {
 		t.Fatalf("revoking Org1 users' write permission: %s: %s", resp.Status, resp.Info)
 	}
-	nw.waitHeight(ctx, ch, 2)
+	nw.waitConfig(ctx, ch, before.Sequence+1)
 
 	org2 := nw.spec.PeerOrgs[1]
 	org2User, err := msp.LoadSigner(mspgen.UserMSPDir(mspgen.PeerOrgDir(nw.cryptoDir, org2.Domain), org2.Domain, "User1"), org2.MSPID)

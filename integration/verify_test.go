@@ -13,6 +13,7 @@ import (
 
 	"github.com/kordhq/kord/orderer/blocks"
 	"github.com/kordhq/kord/orderer/client"
+	"github.com/kordhq/kord/orderer/genesis"
 	"github.com/kordhq/kord/orderer/msp"
 )
 
@@ -73,9 +74,15 @@ func (nw *network) collectAll(channelID string) [][]*cb.Block {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	chains := make([][]*cb.Block, len(nw.orderers))
+	// Application users may not read the system channel (its Readers are the orderer
+	// organization's), so the orderer organization's admin reads it.
+	var reader client.Signer = nw.user
+	if channelID == genesis.DefaultSystemChannelID {
+		reader = nw.ordererAdmin()
+	}
 	for i, o := range nw.orderers {
 		conn := o.dial()
-		st, blks, err := deliverRange(ctx, conn, nw.user, channelID, client.Oldest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY)
+		st, blks, err := deliverRange(ctx, conn, reader, channelID, client.Oldest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY)
 		conn.Close()
 		if err != nil || st != cb.Status_SUCCESS {
 			t.Fatalf("%s: delivering %s: status %v, err %v", o.name, channelID, st, err)
