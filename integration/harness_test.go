@@ -91,7 +91,6 @@ type network struct {
 	spec       mspgen.Spec
 	profile    genesis.Profile
 	genesisRaw []byte
-	sysSeq     uint64 // config sequence of the system channel's genesis config
 	user       *msp.Signer
 	orderers   []*orderer
 }
@@ -173,11 +172,6 @@ func newNetwork(t *testing.T, n int) *network {
 	if err != nil {
 		t.Fatalf("building the system channel genesis block: %v", err)
 	}
-	cfg, err := genesis.ConfigFromBlock(blk)
-	if err != nil {
-		t.Fatalf("reading the genesis config: %v", err)
-	}
-	nw.sysSeq = cfg.Sequence
 	if nw.genesisRaw, err = proto.Marshal(blk); err != nil {
 		t.Fatal(err)
 	}

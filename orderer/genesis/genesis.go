@@ -256,44 +256,6 @@ func ChannelCreateTx(p Profile, channelID string) (*cb.Envelope, error) {
 	return env, nil
 }
 
-// ApplicationChannelConfig returns the full config of a new application
-// channel: p's orderer section, an application section with the consortium
-// organizations, channel policies and capabilities. It stands in for the
-// config the system channel derives from a creation request.
-func ApplicationChannelConfig(p Profile, channelID string) (*cb.Config, error) {
-	p = p.withDefaults()
-	ord, err := p.ordererSection()
-	if err != nil {
-		return nil, fmt.Errorf("application channel %s: %w", channelID, err)
-	}
-	app, err := p.applicationSection()
-	if err != nil {
-		return nil, fmt.Errorf("application channel %s: %w", channelID, err)
-	}
-	ch := configtx.Channel{
-		Orderer:      ord,
-		Application:  app,
-		Capabilities: []string{CapabilityV2_0},
-		Policies:     standardPolicies(),
-	}
-	block, err := configtx.NewApplicationChannelGenesisBlock(ch, channelID)
-	if err != nil {
-		return nil, fmt.Errorf("application channel %s: %w", channelID, err)
-	}
-	cfg, err := ConfigFromBlock(block)
-	if err != nil {
-		return nil, fmt.Errorf("application channel %s: %w", channelID, err)
-	}
-	// A channel created through a consortium records which one; Fabric adds
-	// this value when it derives the channel config, fabric-config does not.
-	consortium, err := proto.Marshal(&cb.Consortium{Name: p.Consortium})
-	if err != nil {
-		return nil, fmt.Errorf("application channel %s: marshaling consortium: %w", channelID, err)
-	}
-	cfg.ChannelGroup.Values[configtx.ConsortiumKey] = &cb.ConfigValue{Value: consortium, ModPolicy: configtx.AdminsPolicyKey}
-	return cfg, nil
-}
-
 // ConfigFromBlock extracts the config from a config block: Data[0] must be
 // an Envelope whose payload is of type CONFIG and carries a ConfigEnvelope.
 func ConfigFromBlock(block *cb.Block) (*cb.Config, error) {

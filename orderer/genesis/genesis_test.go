@@ -269,38 +269,6 @@ func TestChannelCreateTx(t *testing.T) {
 	}
 }
 
-func TestApplicationChannelConfig(t *testing.T) {
-	p := testProfile(t)
-	cfg, err := ApplicationChannelConfig(p, "mychannel")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readOrderer(t, cfg); got.consensusType != "kafka" || got.batchSize.MaxMessageCount != 10 {
-		t.Fatalf("orderer %+v", got)
-	}
-	app := cfg.ChannelGroup.Groups["Application"]
-	if app == nil || len(app.Groups) != 2 {
-		t.Fatalf("application group %v", app)
-	}
-	for _, k := range []string{"Readers", "Writers", "Admins", "Endorsement", "LifecycleEndorsement"} {
-		if _, ok := app.Policies[k]; !ok {
-			t.Errorf("application policy %s missing", k)
-		}
-	}
-	org1 := app.Groups["Org1"]
-	if _, ok := org1.Values["MSP"]; !ok {
-		t.Fatal("Org1 has no MSP in the application group")
-	}
-	cons := &cb.Consortium{}
-	value(t, cfg.ChannelGroup, "Consortium", cons)
-	if cons.Name != DefaultConsortium {
-		t.Fatalf("consortium %q", cons.Name)
-	}
-	if _, ok := cfg.ChannelGroup.Groups["Consortiums"]; ok {
-		t.Fatal("application channel carries Consortiums")
-	}
-}
-
 // TestMatchesConfigtxgen reads the configtxgen-made genesis block of the
 // conformance vectors with the same helpers and checks that we produce the
 // same structure, and byte-identical values where the inputs are the same.

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
 
@@ -23,7 +22,6 @@ import (
 	"github.com/kordhq/kord/orderer/broadcast"
 	"github.com/kordhq/kord/orderer/chain"
 	"github.com/kordhq/kord/orderer/channelconfig"
-	"github.com/kordhq/kord/orderer/client"
 	"github.com/kordhq/kord/orderer/configtx"
 	"github.com/kordhq/kord/orderer/deliver"
 	"github.com/kordhq/kord/orderer/msgprocessor"
@@ -483,41 +481,6 @@ func (v revalidator) ValidateNormal(cfg *channelconfig.Values, env *cb.Envelope)
 
 func (v revalidator) ReprocessConfig(cfg *channelconfig.Values, env *cb.Envelope) (*cb.Envelope, error) {
 	return v.p.ReprocessConfig(cfg, env)
-}
-
-// ProposeChannel creates a channel directly from its full config: it orders, on the system
-// channel, the ORDERER_TRANSACTION that a validated channel-creation request ends up as. Used
-// by the embedded development setup.
-func (r *Registrar) ProposeChannel(ctx context.Context, channelID string, config *cb.Config) error {
-	<-r.startedCh
-	sys, err := r.lookup(r.systemID)
-	if err != nil {
-		return err
-	}
-	env, err := OrdererTransaction(r.o.Signer, r.systemID, channelID, config)
-	if err != nil {
-		return err
-	}
-	return sys.chain.Configure(ctx, env, sys.chain.Config().Sequence)
-}
-
-// OrdererTransaction wraps a new channel's config in a CONFIG envelope and that in an
-// ORDERER_TRANSACTION for the system channel, both signed by s (an orderer identity). Every
-// orderer that consumes it builds the same block 0 for the new channel.
-func OrdererTransaction(s Signer, systemChannelID, channelID string, config *cb.Config) (*cb.Envelope, error) {
-	inner, err := signedEnvelope(s, cb.HeaderType_CONFIG, channelID, &cb.ConfigEnvelope{Config: config})
-	if err != nil {
-		return nil, err
-	}
-	return signedEnvelope(s, cb.HeaderType_ORDERER_TRANSACTION, systemChannelID, inner)
-}
-
-func signedEnvelope(s Signer, t cb.HeaderType, channelID string, data proto.Message) (*cb.Envelope, error) {
-	body, err := proto.Marshal(data)
-	if err != nil {
-		return nil, err
-	}
-	return client.Envelope(s, t, channelID, body)
 }
 
 // HasChannel reports whether a channel exists.
