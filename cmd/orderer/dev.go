@@ -35,7 +35,11 @@ func dev(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := newLogger()
+	lg, ok := newLogging()
+	if !ok {
+		return 1
+	}
+	log := lg.Logger("orderer.common.server")
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		log.Error("dev", "err", err)
 		return 1
@@ -51,7 +55,7 @@ func dev(args []string) int {
 		return 1
 	}
 	defer cluster.Close()
-	return serve(cfg, log, func(ctx context.Context, srv *server.Server) error {
+	return serve(cfg, lg, log, func(ctx context.Context, srv *server.Server) error {
 		reg := srv.Registrar()
 		if !reg.HasChannel(devChannel) {
 			chCfg, err := genesis.ApplicationChannelConfig(profile, devChannel)
