@@ -57,16 +57,15 @@ type metrics struct {
 	events     *prometheus.CounterVec
 	lag        *prometheus.GaugeVec
 	reconnects *prometheus.CounterVec
-	connected  *prometheus.GaugeVec
 
 	mu        sync.Mutex
 	lastBlock map[string]time.Time // channel → when its last block was written (or, at start, made)
 	everUp    map[string]bool      // channels that have been connected once
 
 	// Set once the server is wired: what the scrape-time collector reads.
-	heights func() map[string]uint64
-	kafka   func() []kafka.ClientMetric
-	now     func() time.Time
+	chains func() []chainStatus
+	kafka  func() []kafka.ClientMetric
+	now    func() time.Time
 }
 
 func newMetrics(version string) *metrics {
@@ -156,9 +155,6 @@ func newMetrics(version string) *metrics {
 		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kord", Subsystem: "kafka", Name: "reconnects_total", Help: "Times a channel resumed consuming Kafka after having lost it.",
 		}, ch),
-		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "kord", Subsystem: "chain", Name: "connected", Help: "1 while the channel consumes its Kafka partition, 0 otherwise.",
-		}, ch),
 	}
 	versionGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fabric_version", Help: "The active version of Fabric."}, []string{"version"})
 	versionGauge.WithLabelValues(version).Set(1)
@@ -168,7 +164,7 @@ func newMetrics(version string) *metrics {
 		m.commitTime, m.blockFill, m.lastOffset,
 		m.grpcReceived, m.grpcCompleted, m.grpcDuration, m.grpcMsgsIn, m.grpcMsgsOut, m.grpcConnOpened, m.grpcConnClosed,
 		m.logChecked, m.logWritten, versionGauge,
-		m.events, m.lag, m.reconnects, m.connected,
+		m.events, m.lag, m.reconnects,
 		scrapeCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -229,11 +225,6 @@ func (m *metrics) Consumed(channel string, offset, highWatermark int64) {
 
 // Connected implements chain.Metrics.
 func (m *metrics) Connected(channel string, up bool) {
-	v := 0.0
-	if up {
-		v = 1
-	}
-	m.connected.WithLabelValues(channel).Set(v)
 	if !up {
 		return
 	}
@@ -269,14 +260,22 @@ func (m *metrics) Checked(l slog.Level) { m.logChecked.WithLabelValues(logging.L
 // Written implements logging.Observer.
 func (m *metrics) Written(l slog.Level) { m.logWritten.WithLabelValues(logging.LevelName(l)).Inc() }
 
-// scrapeCollector makes the metrics whose value is read when scraped: ledger heights, time
-// since the last block, and sarama's client metrics mapped as Fabric maps them (one-minute
+// chainStatus is what the scrape-time collector reads of a channel.
+type chainStatus struct {
+	channel   string
+	height    uint64
+	connected bool
+}
+
+// scrapeCollector makes the metrics whose value is read when scraped: ledger heights, whether
+// chains consume Kafka, time since the last block, and sarama's client metrics mapped as Fabric maps them (one-minute
 // rates of meters, means of histograms).
 type scrapeCollector struct{ m *metrics }
 
 var (
-	heightDesc = prometheus.NewDesc("ledger_blockchain_height", "Height of the chain in blocks.", []string{"channel"}, nil)
-	sinceDesc  = prometheus.NewDesc("kord_chain_seconds_since_last_block", "Seconds since the channel's last block was written by this orderer (at start-up: since the tip block was created, from its first transaction's timestamp).", []string{"channel"}, nil)
+	heightDesc    = prometheus.NewDesc("ledger_blockchain_height", "Height of the chain in blocks.", []string{"channel"}, nil)
+	connectedDesc = prometheus.NewDesc("kord_chain_connected", "1 while the channel consumes its Kafka partition, 0 otherwise.", []string{"channel"}, nil)
+	sinceDesc     = prometheus.NewDesc("kord_chain_seconds_since_last_block", "Seconds since the channel's last block was written by this orderer (at start-up: since the tip block was created, from its first transaction's timestamp).", []string{"channel"}, nil)
 
 	// saramaMetrics maps sarama's metric names onto Fabric's gauges.
 	saramaMetrics = map[string]*prometheus.Desc{
@@ -300,6 +299,7 @@ func kafkaDesc(name, help, label string) *prometheus.Desc {
 
 func (c scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- heightDesc
+	ch <- connectedDesc
 	ch <- sinceDesc
 	for _, d := range saramaMetrics {
 		ch <- d
@@ -308,9 +308,14 @@ func (c scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
-	if m.heights != nil {
-		for channel, h := range m.heights() {
-			ch <- prometheus.MustNewConstMetric(heightDesc, prometheus.GaugeValue, float64(h), channel)
+	if m.chains != nil {
+		for _, st := range m.chains() {
+			up := 0.0
+			if st.connected {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(heightDesc, prometheus.GaugeValue, float64(st.height), st.channel)
+			ch <- prometheus.MustNewConstMetric(connectedDesc, prometheus.GaugeValue, up, st.channel)
 		}
 	}
 	m.mu.Lock()

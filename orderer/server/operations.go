@@ -135,11 +135,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// heights are the ledger heights of every channel, for ledger_blockchain_height.
-func (s *Server) heights() map[string]uint64 {
-	out := map[string]uint64{}
-	for _, st := range s.reg.Statuses() {
-		out[st.ChannelID] = st.Height
+// chainStatuses are the ledger heights and Kafka states of every channel, for
+// ledger_blockchain_height and kord_chain_connected.
+func (s *Server) chainStatuses() []chainStatus {
+	sts := s.reg.Statuses()
+	out := make([]chainStatus, len(sts))
+	for i, st := range sts {
+		out[i] = chainStatus{channel: st.ChannelID, height: st.Height, connected: st.Connected}
 	}
 	return out
 }

@@ -128,7 +128,7 @@ func New(cfg *config.TopLevel, log *slog.Logger, opts ...Option) (_ *Server, err
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.heights = s.heights
+	s.metrics.chains = s.chainStatuses
 	sys, err := s.reg.SystemConfig()
 	if err != nil {
 		return nil, err

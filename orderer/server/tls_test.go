@@ -365,3 +365,33 @@ func TestOperationsTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestOperationsTLSClientAuthRequired: with Operations.TLS.ClientAuthRequired, a client
+// without a certificate is refused at the handshake, even for /healthz.
+func TestOperationsTLSClientAuthRequired(t *testing.T) {
+	serverCA, clientCA := newTestCA(t, "ops CA"), newTestCA(t, "ops client CA")
+	n := newTestNet(t, embedded.Config{}, func(n *testNet) {
+		c, k := serverCA.issue(t, 5, "operations")
+		n.cfg.Operations.TLS.Enabled = true
+		n.cfg.Operations.TLS.ClientAuthRequired = true
+		n.cfg.Operations.TLS.Certificate = writeFile(t, n.dir, "ops.crt", c)
+		n.cfg.Operations.TLS.PrivateKey = writeFile(t, n.dir, "ops.key", k)
+		n.cfg.Operations.TLS.ClientRootCAs = []string{writeFile(t, n.dir, "ops-client-ca.crt", clientCA.certPEM)}
+	})
+	n.start()
+	anon := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: serverCA.pool(), MinVersion: tls.VersionTLS12}}}
+	if resp, err := anon.Get(n.opsURL("/healthz")); err == nil {
+		resp.Body.Close()
+		t.Errorf("/healthz served without a client certificate: %d", resp.StatusCode)
+	}
+	cert := clientCA.keyPair(t, 9, "monitor")
+	authed := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: serverCA.pool(), Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}}
+	resp, err := authed.Get(n.opsURL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics with a client certificate: %d", resp.StatusCode)
+	}
+}
