@@ -15,7 +15,7 @@ import (
 
 // connectedRE matches the chain's log line for a session start, which names the offset it
 // consumes from and the height it rebuilt from the ledger.
-var connectedRE = regexp.MustCompile(`msg="chain connected to Kafka" channel=` + appChannel + ` start_offset=(-?\d+) height=(\d+)`)
+var connectedRE = regexp.MustCompile(`chain connected to Kafka"? channel=` + appChannel + ` start_offset=(-?\d+) height=(\d+)`)
 
 // TestKillAndRestartUnderLoad kills one of three orderers with SIGKILL while all three take
 // Broadcast load, keeps loading the other two, restarts it on the same ledger and ports, and

@@ -55,7 +55,7 @@ func baseConfig(o Options) (*sarama.Config, error) {
 	if o.Verbose {
 		// sarama.Logger is a package global read without locks by
 		// sarama's goroutines; set it once, before the first client.
-		verboseOnce.Do(func() { sarama.Logger = slogAdapter{o.Logger.With("component", "sarama")} })
+		verboseOnce.Do(func() { sarama.Logger = slogAdapter{o.Logger.With("logger", "orderer.consensus.kafka.sarama")} })
 	}
 	conf := sarama.NewConfig()
 	conf.ClientID = o.ClientID

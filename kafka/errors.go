@@ -97,7 +97,7 @@ func classify(op string, err error) error {
 	}
 	switch {
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrMessageTooLarge),
-		errors.Is(err, ErrOffsetOutOfRange), errors.Is(err, ErrClosed):
+		errors.Is(err, ErrOffsetOutOfRange), errors.Is(err, ErrClosed), errors.Is(err, ErrAuthentication):
 		return fmt.Errorf("%s: %w", op, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)

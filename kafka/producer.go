@@ -223,7 +223,7 @@ func newClient(ctx context.Context, addrs []string, conf *sarama.Config) (sarama
 	}()
 	select {
 	case r := <-ch:
-		return r.c, r.err
+		return r.c, explainConnectError(ctx, addrs, conf, r.err)
 	case <-ctx.Done():
 		// The constructor is bounded by the network timeouts and the
 		// metadata retries; clean up behind it without making the

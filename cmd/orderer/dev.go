@@ -39,7 +39,11 @@ func dev(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := newLogger()
+	lg, ok := newLogging()
+	if !ok {
+		return 1
+	}
+	log := lg.Logger("orderer.common.server")
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		log.Error("dev", "err", err)
 		return 1
@@ -55,7 +59,7 @@ func dev(args []string) int {
 		return 1
 	}
 	defer cluster.Close()
-	return serve(cfg, log, func(ctx context.Context, srv *server.Server) error {
+	return serve(cfg, lg, log, func(ctx context.Context, srv *server.Server) error {
 		if !srv.Registrar().HasChannel(devChannel) {
 			if err := createDevChannel(ctx, abs, profile, srv.Addr()); err != nil {
 				return fmt.Errorf("creating %s: %w", devChannel, err)

@@ -13,10 +13,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/kordhq/kord/config"
+	"github.com/kordhq/kord/orderer/logging"
 	"github.com/kordhq/kord/orderer/server"
 )
 
@@ -46,44 +46,57 @@ func run(args []string) int {
 	}
 }
 
-// newLogger honours FABRIC_LOGGING_SPEC's default level (e.g. "info" or "debug:orderer.x=info").
-func newLogger() *slog.Logger {
-	level := slog.LevelInfo
-	spec := os.Getenv("FABRIC_LOGGING_SPEC")
-	for _, part := range strings.Split(spec, ":") {
-		if strings.Contains(part, "=") || part == "" {
-			continue
-		}
-		switch strings.ToLower(part) {
-		case "debug":
-			level = slog.LevelDebug
-		case "info":
-			level = slog.LevelInfo
-		case "warn", "warning":
-			level = slog.LevelWarn
-		case "error", "panic", "fatal":
-			level = slog.LevelError
+// newLogging sets up the process's logging from FABRIC_LOGGING_SPEC and FABRIC_LOGGING_FORMAT,
+// as Fabric's orderer does. A bad value is reported on stderr.
+func newLogging() (*logging.Logging, bool) {
+	lg, err := logging.New(logging.Config{
+		Spec:   os.Getenv("FABRIC_LOGGING_SPEC"),
+		Format: os.Getenv("FABRIC_LOGGING_FORMAT"),
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "orderer: FABRIC_LOGGING_SPEC=%q FABRIC_LOGGING_FORMAT=%q: %v\n",
+			os.Getenv("FABRIC_LOGGING_SPEC"), os.Getenv("FABRIC_LOGGING_FORMAT"), err)
+		return nil, false
+	}
+	return lg, true
+}
+
+// applyConfigLogging honours General.LogLevel and General.LogFormat (Fabric 1.x, still set by
+// many docker-compose files as ORDERER_GENERAL_LOGLEVEL) when the FABRIC_ variables are unset.
+func applyConfigLogging(lg *logging.Logging, cfg *config.TopLevel, log *slog.Logger) {
+	if os.Getenv("FABRIC_LOGGING_SPEC") == "" && cfg.General.LogLevel != "" {
+		if err := lg.ActivateSpec(cfg.General.LogLevel); err != nil {
+			log.Warn("General.LogLevel ignored", "value", cfg.General.LogLevel, "err", err)
 		}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if os.Getenv("FABRIC_LOGGING_FORMAT") == "" && cfg.General.LogFormat != "" {
+		if err := lg.SetFormat(cfg.General.LogFormat); err != nil {
+			log.Warn("General.LogFormat ignored", "value", cfg.General.LogFormat, "err", err)
+		}
+	}
 }
 
 func start() int {
-	log := newLogger()
+	lg, ok := newLogging()
+	if !ok {
+		return 1
+	}
+	log := lg.Logger("orderer.common.server")
 	cfg, warnings, err := config.Load(os.Environ())
 	if err != nil {
 		log.Error("configuration", "err", err)
 		return 1
 	}
+	applyConfigLogging(lg, cfg, log)
 	for _, w := range warnings {
 		log.Warn("configuration", "warning", w)
 	}
-	return serve(cfg, log, nil)
+	return serve(cfg, lg, log, nil)
 }
 
 // serve runs an orderer until SIGINT or SIGTERM. ready, if set, runs once the server started.
-func serve(cfg *config.TopLevel, log *slog.Logger, ready func(context.Context, *server.Server) error) int {
-	srv, err := server.New(cfg, log)
+func serve(cfg *config.TopLevel, lg *logging.Logging, log *slog.Logger, ready func(context.Context, *server.Server) error) int {
+	srv, err := server.New(cfg, log, server.WithLogging(lg))
 	if err != nil {
 		log.Error("cannot start orderer", "err", err)
 		return 1

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
@@ -50,17 +51,12 @@ type Registrar interface {
 	BroadcastChannel(p *msgprocessor.Parsed) (Channel, error)
 }
 
-// Observer is told the outcome of every envelope (for metrics); it may be nil.
-type Observer interface {
-	Processed(channel string, headerType cb.HeaderType, status cb.Status)
-}
-
 // Handler serves Broadcast streams.
 type Handler struct {
 	Registrar Registrar
 	Window    int
 	Log       *slog.Logger
-	Observer  Observer
+	Metrics   Metrics // may be nil
 }
 
 // item is one envelope on its way through the stream's three stages: validation (in
@@ -74,6 +70,7 @@ type item struct {
 	seq       uint64
 	validated chan error
 	resp      chan *ab.BroadcastResponse
+	t         timings
 }
 
 // Handle serves one stream until the client closes it, ctx ends, or a refusal is sent.
@@ -123,6 +120,7 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 			}
 			if err == nil {
 				var ack Ack
+				it.t.enqueueStart = time.Now()
 				if ack, err = it.ch.Enqueue(ctx, it.toOrder, it.seq); err == nil {
 					go func() { it.resp <- h.finish(it, ack.Wait(ctx)) }()
 				}
@@ -161,6 +159,8 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 
 // validate parses the envelope, finds its channel and checks it.
 func (h *Handler) validate(it *item) error {
+	start := time.Now()
+	defer func() { it.t.validate = time.Since(start) }()
 	parsed, err := msgprocessor.Parse(it.env)
 	if err != nil {
 		return err
@@ -186,9 +186,7 @@ func (h *Handler) finish(it *item, err error) *ab.BroadcastResponse {
 	if err != nil && h.Log != nil {
 		h.Log.Warn("broadcast refused", "channel", channel, "type", ht.String(), "status", resp.Status.String(), "reason", resp.Info)
 	}
-	if h.Observer != nil {
-		h.Observer.Processed(channel, ht, resp.Status)
-	}
+	h.record(it, resp.Status)
 	return resp
 }
 

@@ -76,7 +76,9 @@ type Options struct {
 	// OnBlocks, if set, is told of every batch of blocks written, with the Kafka metadata of
 	// the last one.
 	OnBlocks func(written []*cb.Block, last *ab.KafkaMetadata)
-	Log      *slog.Logger
+	// Metrics, if set, is told about commits, consumption and the Kafka connection.
+	Metrics Metrics
+	Log     *slog.Logger
 	// ProduceTimeout bounds Order when Kafka does not answer (default 30s).
 	ProduceTimeout time.Duration
 }
@@ -105,7 +107,9 @@ func New(o Options) (*Chain, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	c := &Chain{o: o, log: o.Log.With("channel", o.ChannelID), gate: closedGate()}
+	// "logger" names the logger under orderer/logging (Fabric's name for the Kafka consenter);
+	// every line of the chain carries its channel.
+	c := &Chain{o: o, log: o.Log.With("logger", "orderer.consensus.kafka", "channel", o.ChannelID), gate: closedGate()}
 	st, err := LoadState(c.o.ChannelID, c.o.Store)
 	if err != nil {
 		return nil, err
@@ -146,7 +150,8 @@ func (c *Chain) Config() *channelconfig.Values { return c.cfg.Load() }
 // Connected reports whether the chain consumes its partition.
 func (c *Chain) Connected() bool { return c.connected.Load() }
 
-// Err is the reason the last session ended, if it has not recovered since.
+// Err is why the chain is not consuming: the last failed attempt to connect, the consumer's
+// last error, or the reason the last session ended; nil once it consumes again.
 func (c *Chain) Err() error {
 	if p := c.lastErr.Load(); p != nil {
 		return *p
@@ -291,7 +296,7 @@ func (c *Chain) run(ctx context.Context) {
 	}
 	for {
 		err := c.session(ctx)
-		c.connected.Store(false)
+		c.setConnected(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -309,13 +314,13 @@ func (c *Chain) run(ctx context.Context) {
 func (c *Chain) session(ctx context.Context) error {
 	topic := c.o.ChannelID
 	if c.o.EnsureTopic != nil {
-		if err := kafka.Retry(ctx, c.o.Retry, "create topic "+topic, func(ctx context.Context) error {
+		if err := c.retry(ctx, "create topic "+topic, func(ctx context.Context) error {
 			return c.o.EnsureTopic(ctx, topic)
 		}); err != nil {
 			return err
 		}
 	}
-	if err := kafka.Retry(ctx, c.o.Retry, "post CONNECT to "+topic, func(ctx context.Context) error {
+	if err := c.retry(ctx, "post CONNECT to "+topic, func(ctx context.Context) error {
 		_, err := c.o.Producer.Produce(ctx, topic, kafka.MarshalConnect())
 		return err
 	}); err != nil {
@@ -333,7 +338,7 @@ func (c *Chain) session(ctx context.Context) error {
 	c.setGate(m.ConfigPending())
 
 	var part Partition
-	if err := kafka.Retry(ctx, c.o.Retry, "consume "+topic, func(ctx context.Context) error {
+	if err := c.retry(ctx, "consume "+topic, func(ctx context.Context) error {
 		p, err := c.o.Consume(ctx, topic, m.StartOffset())
 		if err != nil {
 			if kafka.IsOffsetOutOfRange(err) {
@@ -347,9 +352,12 @@ func (c *Chain) session(ctx context.Context) error {
 		return err
 	}
 	defer part.Close()
-	c.connected.Store(true)
 	c.lastErr.Store(nil)
+	c.setConnected(true)
 	c.log.Info("chain connected to Kafka", "start_offset", m.StartOffset(), "height", m.Height())
+	var fill fillClock
+	rc := newReconnector(ctx, c)
+	defer rc.stop()
 
 	var timer *time.Timer
 	var timerC <-chan time.Time
@@ -372,16 +380,35 @@ func (c *Chain) session(ctx context.Context) error {
 				return fmt.Errorf("channel %s: %w", topic, err)
 			}
 			// sarama keeps retrying by itself; Broadcast is refused until records flow again.
-			c.connected.Store(false)
+			// As Fabric, post CONNECT (again, until it gets through), so that records flow as
+			// soon as Kafka is back even if nobody else writes to the topic.
+			err = fmt.Errorf("consuming %s: %w", topic, err)
+			c.lastErr.Store(&err)
+			c.setConnected(false)
 			c.log.Warn("Kafka consumer error", "err", err)
+			rc.kick()
+		case err := <-rc.done():
+			rc.finished(err, c.connected.Load())
+		case <-rc.retryC():
+			rc.retry(c.connected.Load())
 		case rec, ok := <-part.Records():
 			if !ok {
 				return errors.New("partition consumer closed")
 			}
-			c.connected.Store(true)
+			if !c.connected.Load() {
+				c.lastErr.Store(nil)
+				c.setConnected(true)
+				c.log.Info("chain consuming Kafka again", "offset", rec.Offset)
+			}
 			rd := m.Step(rec.Offset, rec.Value)
+			if c.o.Metrics != nil {
+				fill.step(time.Now(), m.Pending(), &rd, func(d time.Duration) { c.o.Metrics.BlockFilled(c.o.ChannelID, d) })
+			}
 			if err := c.apply(ctx, rd); err != nil {
 				return err
+			}
+			if c.o.Metrics != nil {
+				c.o.Metrics.Consumed(c.o.ChannelID, rec.Offset, part.HighWatermark())
 			}
 			switch rd.Timer {
 			case TimerStart:
@@ -427,8 +454,12 @@ func (c *Chain) apply(ctx context.Context, rd Ready) error {
 				c.cfg.Store(b.Config)
 			}
 		}
+		began := time.Now()
 		if err := c.o.Store.Append(out...); err != nil {
 			return fmt.Errorf("channel %s: writing blocks %d..%d: %w", c.o.ChannelID, out[0].Header.Number, out[len(out)-1].Header.Number, err)
+		}
+		if c.o.Metrics != nil {
+			c.o.Metrics.Committed(c.o.ChannelID, out, rd.Blocks[len(rd.Blocks)-1].Kafka, time.Since(began))
 		}
 		if c.o.OnBlocks != nil {
 			c.o.OnBlocks(out, rd.Blocks[len(rd.Blocks)-1].Kafka)
@@ -442,6 +473,32 @@ func (c *Chain) apply(ctx context.Context, rd Ready) error {
 		}
 	}
 	return nil
+}
+
+// setConnected records whether the chain consumes its partition, telling Metrics of changes.
+func (c *Chain) setConnected(up bool) {
+	if c.connected.Swap(up) != up && c.o.Metrics != nil {
+		c.o.Metrics.Connected(c.o.ChannelID, up)
+	}
+}
+
+// retry runs one start-up step on the chain's retry schedule. Each failed attempt becomes
+// the chain's Err (so that /healthz says what is wrong while the step is retried) and is
+// logged when its reason changes.
+func (c *Chain) retry(ctx context.Context, step string, fn func(ctx context.Context) error) error {
+	last := ""
+	return kafka.Retry(ctx, c.o.Retry, step, func(ctx context.Context) error {
+		err := fn(ctx)
+		if err != nil && ctx.Err() == nil {
+			err := fmt.Errorf("%s: %w", step, err)
+			c.lastErr.Store(&err)
+			if msg := err.Error(); msg != last {
+				last = msg
+				c.log.Warn("Kafka step failed; retrying", "step", step, "err", err)
+			}
+		}
+		return err
+	})
 }
 
 func (c *Chain) produce(ctx context.Context, msg *ab.KafkaMessage) error {
@@ -465,4 +522,70 @@ func (c *Chain) logEvent(ev Event) {
 	default:
 		c.log.Warn("record", "offset", ev.Offset, "kind", ev.Kind.String(), "detail", ev.Detail)
 	}
+}
+
+// reconnector posts CONNECT records after a consumer error until one gets through, one at a
+// time, each in a goroutine it owns; the session loop drives it and stop waits for the
+// goroutine.
+type reconnector struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	c      *Chain
+	wg     sync.WaitGroup
+	result chan error       // the post in flight, nil when none
+	timer  *time.Timer      // pause before the next attempt
+	timerC <-chan time.Time // nil when no attempt is scheduled
+}
+
+func newReconnector(ctx context.Context, c *Chain) *reconnector {
+	ctx, cancel := context.WithCancel(ctx)
+	return &reconnector{ctx: ctx, cancel: cancel, c: c}
+}
+
+// kick posts a CONNECT unless one is already in flight or scheduled.
+func (r *reconnector) kick() {
+	if r.result != nil || r.timerC != nil {
+		return
+	}
+	ch := make(chan error, 1)
+	r.result = ch
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ch <- r.c.produce(r.ctx, &ab.KafkaMessage{Type: &ab.KafkaMessage_Connect{Connect: &ab.KafkaMessageConnect{}}})
+	}()
+}
+
+func (r *reconnector) done() <-chan error { return r.result }
+
+func (r *reconnector) retryC() <-chan time.Time { return r.timerC }
+
+// finished takes the outcome of a post: on failure, and while still disconnected, the next
+// attempt follows after the retry interval.
+func (r *reconnector) finished(err error, connected bool) {
+	r.result = nil
+	if err == nil || connected {
+		return
+	}
+	pause := r.c.o.Retry.ShortInterval
+	if pause <= 0 {
+		pause = 5 * time.Second
+	}
+	r.timer = time.NewTimer(pause)
+	r.timerC = r.timer.C
+}
+
+func (r *reconnector) retry(connected bool) {
+	r.timer, r.timerC = nil, nil
+	if !connected {
+		r.kick()
+	}
+}
+
+func (r *reconnector) stop() {
+	r.cancel()
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.wg.Wait()
 }

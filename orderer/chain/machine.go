@@ -178,6 +178,9 @@ func (m *Machine) NextOffset() int64 { return m.nextOffset }
 // Config is the config in force.
 func (m *Machine) Config() *channelconfig.Values { return m.cfg }
 
+// Pending is the number of envelopes waiting in the pending batch.
+func (m *Machine) Pending() int { return m.cutter.Pending() }
+
 // Height is the number of blocks of the channel.
 func (m *Machine) Height() uint64 { return m.lastCut + 1 }
 

@@ -32,6 +32,12 @@ type Signer interface {
 // Envelope builds a signed envelope of type t on channelID carrying data. The transaction
 // ID is derived from the nonce and creator as Fabric derives it.
 func Envelope(s Signer, t cb.HeaderType, channelID string, data []byte) (*cb.Envelope, error) {
+	return BoundEnvelope(s, t, channelID, data, nil)
+}
+
+// BoundEnvelope is Envelope with the SHA-256 of the client's TLS certificate in the channel
+// header, which an orderer requiring client TLS certificates checks Deliver requests against.
+func BoundEnvelope(s Signer, t cb.HeaderType, channelID string, data, tlsCertHash []byte) (*cb.Envelope, error) {
 	sh, err := s.NewSignatureHeader()
 	if err != nil {
 		return nil, err
@@ -39,10 +45,11 @@ func Envelope(s Signer, t cb.HeaderType, channelID string, data []byte) (*cb.Env
 	h := sha256.Sum256(append(append([]byte{}, sh.Nonce...), sh.Creator...))
 	now := time.Now()
 	chdr, err := proto.Marshal(&cb.ChannelHeader{
-		Type:      int32(t),
-		ChannelId: channelID,
-		TxId:      hex.EncodeToString(h[:]),
-		Timestamp: &timestamp.Timestamp{Seconds: now.Unix(), Nanos: int32(now.Nanosecond())},
+		Type:        int32(t),
+		ChannelId:   channelID,
+		TxId:        hex.EncodeToString(h[:]),
+		Timestamp:   &timestamp.Timestamp{Seconds: now.Unix(), Nanos: int32(now.Nanosecond())},
+		TlsCertHash: tlsCertHash,
 	})
 	if err != nil {
 		return nil, err
@@ -95,11 +102,16 @@ const MaxBlock = ^uint64(0)
 
 // SeekEnvelope builds a signed Deliver request.
 func SeekEnvelope(s Signer, channelID string, start, stop *ab.SeekPosition, behavior ab.SeekInfo_SeekBehavior) (*cb.Envelope, error) {
+	return BoundSeekEnvelope(s, channelID, start, stop, behavior, nil)
+}
+
+// BoundSeekEnvelope is SeekEnvelope bound to the client's TLS certificate (see BoundEnvelope).
+func BoundSeekEnvelope(s Signer, channelID string, start, stop *ab.SeekPosition, behavior ab.SeekInfo_SeekBehavior, tlsCertHash []byte) (*cb.Envelope, error) {
 	data, err := proto.Marshal(&ab.SeekInfo{Start: start, Stop: stop, Behavior: behavior})
 	if err != nil {
 		return nil, err
 	}
-	return Envelope(s, cb.HeaderType_DELIVER_SEEK_INFO, channelID, data)
+	return BoundEnvelope(s, cb.HeaderType_DELIVER_SEEK_INFO, channelID, data, tlsCertHash)
 }
 
 // Dial connects to an orderer; tc nil means plaintext.

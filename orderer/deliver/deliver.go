@@ -59,12 +59,17 @@ type Handler struct {
 	// MutualTLS requires requests to carry the hash of the client's TLS certificate, as
 	// Fabric does when client authentication is required.
 	MutualTLS bool
+	Metrics   Metrics // may be nil
 }
 
 // Handle serves requests on one stream until the client closes it or ctx ends.
 func (h *Handler) Handle(srv ab.AtomicBroadcast_DeliverServer) error {
 	ctx, cancel := context.WithCancel(srv.Context())
 	defer cancel()
+	if h.Metrics != nil {
+		h.Metrics.StreamOpened()
+		defer h.Metrics.StreamClosed()
+	}
 	if h.Stopping != nil {
 		go func() {
 			select {
@@ -101,14 +106,23 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_DeliverServer) error {
 
 // request is a validated SeekInfo.
 type request struct {
+	channel        string
 	chain          Chain
 	access         Access
 	start, stop    uint64
 	failIfNotReady bool
 }
 
-func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServer, env *cb.Envelope) (cb.Status, error) {
+func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServer, env *cb.Envelope) (status cb.Status, err error) {
 	req, status, reason := h.parse(ctx, env)
+	if req != nil && h.Metrics != nil {
+		h.Metrics.RequestReceived(req.channel)
+		defer func() {
+			if err == nil {
+				h.Metrics.RequestCompleted(req.channel, status)
+			}
+		}()
+	}
 	if status != cb.Status_SUCCESS {
 		if h.Log != nil {
 			h.Log.Warn("deliver refused", "status", status.String(), "reason", reason)
@@ -141,6 +155,9 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 		if err := srv.Send(&ab.DeliverResponse{Type: &ab.DeliverResponse_Block{Block: b}}); err != nil {
 			return 0, err
 		}
+		if h.Metrics != nil {
+			h.Metrics.BlockSent(req.channel)
+		}
 	}
 	return cb.Status_SUCCESS, nil
 }
@@ -159,27 +176,29 @@ func (h *Handler) parse(ctx context.Context, env *cb.Envelope) (*request, cb.Sta
 	if err != nil {
 		return nil, statusOf(err), err.Error()
 	}
+	// From here on the request names a channel (refusals included, for the metrics).
+	req := &request{channel: parsed.ChannelHeader.ChannelId, chain: chain}
 	payload := &cb.Payload{}
 	_ = proto.Unmarshal(env.Payload, payload) // Parse already read it
 	seek := &ab.SeekInfo{}
 	if err := proto.Unmarshal(payload.Data, seek); err != nil {
-		return nil, cb.Status_BAD_REQUEST, fmt.Sprintf("payload data is not a SeekInfo: %v", err)
+		return req, cb.Status_BAD_REQUEST, fmt.Sprintf("payload data is not a SeekInfo: %v", err)
 	}
 	access, err := h.Registrar.Authorize(env, parsed)
 	if err != nil {
-		return nil, statusOf(err), err.Error()
+		return req, statusOf(err), err.Error()
 	}
 	if err := access.Check(); err != nil {
-		return nil, cb.Status_FORBIDDEN, err.Error()
+		return req, cb.Status_FORBIDDEN, err.Error()
 	}
 	if seek.Start == nil || seek.Stop == nil {
-		return nil, cb.Status_BAD_REQUEST, "SeekInfo needs both a start and a stop position"
+		return req, cb.Status_BAD_REQUEST, "SeekInfo needs both a start and a stop position"
 	}
 	height := chain.Height()
 	if height == 0 {
-		return nil, cb.Status_SERVICE_UNAVAILABLE, "channel has no blocks yet"
+		return req, cb.Status_SERVICE_UNAVAILABLE, "channel has no blocks yet"
 	}
-	req := &request{chain: chain, access: access, failIfNotReady: seek.Behavior == ab.SeekInfo_FAIL_IF_NOT_READY}
+	req.access, req.failIfNotReady = access, seek.Behavior == ab.SeekInfo_FAIL_IF_NOT_READY
 	switch s := seek.Start.Type.(type) {
 	case *ab.SeekPosition_Oldest:
 		req.start = 0
@@ -188,10 +207,10 @@ func (h *Handler) parse(ctx context.Context, env *cb.Envelope) (*request, cb.Sta
 	case *ab.SeekPosition_Specified:
 		req.start = s.Specified.GetNumber()
 		if req.start > height {
-			return nil, cb.Status_NOT_FOUND, fmt.Sprintf("start block %d is beyond the next block %d", req.start, height)
+			return req, cb.Status_NOT_FOUND, fmt.Sprintf("start block %d is beyond the next block %d", req.start, height)
 		}
 	default:
-		return nil, cb.Status_BAD_REQUEST, "unknown start position"
+		return req, cb.Status_BAD_REQUEST, "unknown start position"
 	}
 	switch s := seek.Stop.Type.(type) {
 	case *ab.SeekPosition_Oldest:
@@ -206,10 +225,10 @@ func (h *Handler) parse(ctx context.Context, env *cb.Envelope) (*request, cb.Sta
 	case *ab.SeekPosition_Specified:
 		req.stop = s.Specified.GetNumber()
 		if req.stop < req.start {
-			return nil, cb.Status_BAD_REQUEST, fmt.Sprintf("stop block %d is before start block %d", req.stop, req.start)
+			return req, cb.Status_BAD_REQUEST, fmt.Sprintf("stop block %d is before start block %d", req.stop, req.start)
 		}
 	default:
-		return nil, cb.Status_BAD_REQUEST, "unknown stop position"
+		return req, cb.Status_BAD_REQUEST, "unknown stop position"
 	}
 	return req, cb.Status_SUCCESS, ""
 }

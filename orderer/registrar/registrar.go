@@ -53,6 +53,8 @@ type Options struct {
 	// OnBlocks and OnEvent are passed to every chain (metrics).
 	OnBlocks func(channel string, written []*cb.Block, last *ab.KafkaMetadata)
 	OnEvent  func(channel string, ev chain.Event)
+	// ChainMetrics is passed to every chain.
+	ChainMetrics chain.Metrics
 }
 
 // Registrar holds the channels.
@@ -195,7 +197,8 @@ func (r *Registrar) startChain(ch *channel) error {
 				r.o.OnEvent(ch.id, ev)
 			}
 		},
-		Log: r.log,
+		Metrics: r.o.ChainMetrics,
+		Log:     r.log,
 	})
 	if err != nil {
 		return fmt.Errorf("registrar: %w", err)

@@ -1,14 +1,15 @@
 // Package server wires an orderer process together and owns its lifecycle: local identity,
-// ledger, registrar and chains, the gRPC listener (Broadcast, Deliver) and the operations
-// listener (/healthz, /metrics, /version). Start brings them up in dependency order and Stop
-// takes them down in reverse: stop accepting, finish streams, stop chains, close ledgers.
+// ledger, registrar and chains, the gRPC listener (Broadcast, Deliver; TLS with certificates
+// reloaded from disk, keepalive, message size limits) and the operations listener (/healthz,
+// /metrics, /logspec, /version; optional TLS with client certificates). Start brings them up
+// in dependency order and Stop takes them down in reverse: stop accepting, finish streams,
+// stop chains, close ledgers. The metrics of every package are implemented here (metrics.go),
+// behind each package's small hook interface.
 package server
 
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"github.com/kordhq/kord/ledger"
 	"github.com/kordhq/kord/orderer/broadcast"
 	"github.com/kordhq/kord/orderer/deliver"
+	"github.com/kordhq/kord/orderer/logging"
 	"github.com/kordhq/kord/orderer/msp"
 	"github.com/kordhq/kord/orderer/registrar"
 )
@@ -46,6 +48,11 @@ type Server struct {
 	reg     *registrar.Registrar
 	kafka   *kafkaClients
 	metrics *metrics
+	logging *logging.Logging // for /logspec; nil when the process did not set one up
+
+	grpcTLS *tlsFiles // nil without General.TLS.Enabled
+	opsTLS  *tlsFiles // nil without Operations.TLS.Enabled
+	trustMu sync.Mutex
 
 	grpc   *grpc.Server
 	lis    net.Listener
@@ -56,14 +63,31 @@ type Server struct {
 	stopping chan struct{}
 }
 
+// Option changes how New builds a server.
+type Option func(*Server)
+
+// WithLogging gives the server the process's logging: /logspec reads and changes its spec,
+// and its entries are counted in the logging_entries_* metrics.
+func WithLogging(l *logging.Logging) Option { return func(s *Server) { s.logging = l } }
+
 // New prepares an orderer from its configuration: it loads the local MSP, opens the ledger
 // (bootstrapping it from the genesis block when empty) and reads the system channel. Nothing
 // listens yet.
-func New(cfg *config.TopLevel, log *slog.Logger) (_ *Server, err error) {
+func New(cfg *config.TopLevel, log *slog.Logger, opts ...Option) (_ *Server, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: log, stopping: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	s.metrics = newMetrics(Version)
+	if s.logging != nil {
+		s.logging.SetObserver(s.metrics)
+	}
+	if cfg.Metrics.Provider == "statsd" {
+		log.Warn("Metrics.Provider statsd is not supported by kord; metrics are disabled (use prometheus and scrape /metrics)")
+	}
 	signer, err := msp.LoadSigner(cfg.General.LocalMSPDir, cfg.General.LocalMSPID)
 	if err != nil {
 		return nil, fmt.Errorf("General.LocalMSPDir=%q: %w", cfg.General.LocalMSPDir, err)
@@ -93,20 +117,20 @@ func New(cfg *config.TopLevel, log *slog.Logger) (_ *Server, err error) {
 			return nil, fmt.Errorf("General.BootstrapFile=%q: %w", cfg.General.BootstrapFile, err)
 		}
 	}
-	s.metrics = newMetrics()
 	s.reg, err = registrar.Open(registrar.Options{
-		Ledger:   s.ledger,
-		Signer:   signer,
-		Verifier: msp.NewSignatureVerifier(4096),
+		Ledger:       s.ledger,
+		Signer:       signer,
+		Verifier:     msp.NewSignatureVerifier(4096),
+		Log:          log.With("logger", "orderer.common.multichannel"),
+		OnEvent:      s.metrics.chainEvent,
+		ChainMetrics: chainHooks{s},
 		// Fabric's orderer applies the setting to Broadcast and Deliver alike.
 		NoExpirationChecks: cfg.General.Authentication.NoExpirationChecks,
-		Log:      log,
-		OnBlocks: s.metrics.blocksWritten,
-		OnEvent:  s.metrics.chainEvent,
 	}, genesis)
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.chains = s.chainStatuses
 	sys, err := s.reg.SystemConfig()
 	if err != nil {
 		return nil, err
@@ -116,12 +140,13 @@ func New(cfg *config.TopLevel, log *slog.Logger) (_ *Server, err error) {
 		log.Info("Kafka.Brokers (ORDERER_KAFKA_BROKERS) overrides the brokers of the channel config", "channel_config", sys.Brokers, "override", cfg.Kafka.Brokers)
 		brokers = cfg.Kafka.Brokers
 	}
-	opts, err := kafkaOptions(cfg.Kafka, brokers)
+	kopts, err := kafkaOptions(cfg.Kafka, brokers)
 	if err != nil {
 		return nil, err
 	}
-	opts.Logger = log.With("component", "kafka")
-	s.kafka = &kafkaClients{opts: opts}
+	kopts.Logger = log.With("logger", "orderer.consensus.kafka")
+	s.kafka = &kafkaClients{opts: kopts}
+	s.metrics.kafka = s.kafka.metrics
 	return s, nil
 }
 
@@ -149,61 +174,75 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // OpsAddr is the operations listener's address once started.
 func (s *Server) OpsAddr() string { return s.opsLis.Addr().String() }
 
-// Start opens the listeners and starts every chain.
+// Start opens the listeners and starts every chain. A TLS file that is missing or wrong is
+// an error naming the setting and the file.
 func (s *Server) Start() error {
 	g := s.cfg.General
+	if g.TLS.Enabled {
+		f, err := newTLSFiles("General.TLS", g.TLS, tls.NoClientCert, []string{"h2"}, s.log)
+		if err != nil {
+			return err
+		}
+		s.grpcTLS = f
+		s.refreshTrust()
+	}
+	ops := s.cfg.Operations
+	if ops.ListenAddress != "" && ops.TLS.Enabled {
+		// As Fabric: without ClientAuthRequired a client certificate is still checked when
+		// given, and /metrics and /logspec need one.
+		f, err := newTLSFiles("Operations.TLS", ops.TLS, tls.VerifyClientCertIfGiven, []string{"http/1.1"}, s.log)
+		if err != nil {
+			return err
+		}
+		s.opsTLS = f
+	}
+
 	addr := net.JoinHostPort(g.ListenAddress, strconv.Itoa(int(g.ListenPort)))
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("General.ListenAddress/ListenPort=%s: %w", addr, err)
 	}
+	minInterval := g.Keepalive.ServerMinInterval
+	if minInterval <= 0 {
+		minInterval = time.Minute // Fabric's default when unset
+	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(g.MaxRecvMsgSize)),
 		grpc.MaxSendMsgSize(int(g.MaxSendMsgSize)),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: g.Keepalive.ServerMinInterval, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minInterval, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: g.Keepalive.ServerInterval, Timeout: g.Keepalive.ServerTimeout}),
 	}
-	if g.TLS.Enabled {
-		tc, err := serverTLS(g.TLS, "General.TLS")
-		if err != nil {
-			lis.Close()
-			return err
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	if g.ConnectionTimeout > 0 {
+		opts = append(opts, grpc.ConnectionTimeout(g.ConnectionTimeout))
 	}
+	if s.grpcTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.grpcTLS.config())))
+	}
+	opts = append(opts, s.metrics.grpcOptions()...)
 	s.grpc = grpc.NewServer(opts...)
 	ab.RegisterAtomicBroadcastServer(s.grpc, &atomicBroadcast{
-		b: &broadcast.Handler{Registrar: s.reg, Log: s.log, Observer: s.metrics},
-		d: &deliver.Handler{Registrar: s.reg, Log: s.log, Stopping: s.stopping,
+		b: &broadcast.Handler{Registrar: s.reg, Log: s.log.With("logger", "orderer.common.broadcast"), Metrics: s.metrics},
+		d: &deliver.Handler{Registrar: s.reg, Log: s.log.With("logger", "common.deliver"), Stopping: s.stopping, Metrics: s.metrics,
 			TimeWindow: g.Authentication.TimeWindow,
 			MutualTLS:  g.TLS.Enabled && g.TLS.ClientAuthRequired},
 	})
 	s.lis = lis
 
-	if s.cfg.Operations.ListenAddress != "" {
-		opsLis, err := net.Listen("tcp", s.cfg.Operations.ListenAddress)
+	if ops.ListenAddress != "" {
+		opsLis, err := net.Listen("tcp", ops.ListenAddress)
 		if err != nil {
 			lis.Close()
-			return fmt.Errorf("Operations.ListenAddress=%s: %w", s.cfg.Operations.ListenAddress, err)
+			return fmt.Errorf("Operations.ListenAddress=%s: %w", ops.ListenAddress, err)
 		}
-		if s.cfg.Operations.TLS.Enabled {
-			tc, err := serverTLS(s.cfg.Operations.TLS, "Operations.TLS")
-			if err != nil {
-				lis.Close()
-				opsLis.Close()
-				return err
-			}
-			opsLis = tls.NewListener(opsLis, tc)
+		if s.opsTLS != nil {
+			opsLis = tls.NewListener(opsLis, s.opsTLS.config())
 		}
 		s.opsLis = opsLis
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", s.healthz)
-		mux.Handle("/metrics", s.metrics.handler(s.cfg.Metrics.Provider))
-		mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]string{"Version": Version})
-		})
-		s.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.ops = &http.Server{
+			Handler:           s.opsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.With("logger", "operations.runner").Handler(), slog.LevelWarn),
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -213,6 +252,9 @@ func (s *Server) Start() error {
 		}()
 	}
 
+	for _, st := range s.reg.Statuses() {
+		s.noteTip(st.ChannelID)
+	}
 	if err := s.reg.Start(&registrar.Kafka{
 		Producer:    s.kafka,
 		Consume:     s.kafka.consume,
@@ -228,7 +270,7 @@ func (s *Server) Start() error {
 			s.log.Error("gRPC server stopped", "err", err)
 		}
 	}()
-	s.log.Info("orderer started", "version", Version, "listen", s.Addr(), "system_channel", s.reg.SystemChannelID(), "msp", s.signer.MSPID())
+	s.log.Info("orderer started", "version", Version, "listen", s.Addr(), "tls", g.TLS.Enabled, "system_channel", s.reg.SystemChannelID(), "msp", s.signer.MSPID())
 	return nil
 }
 
@@ -255,57 +297,6 @@ func (s *Server) Stop() {
 	if err := s.ledger.Close(); err != nil {
 		s.log.Warn("closing ledger", "err", err)
 	}
-}
-
-// healthz answers 200 when every chain consumes its partition, 503 naming those that do not.
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	type failed struct {
-		Component string `json:"component"`
-		Reason    string `json:"reason"`
-	}
-	var checks []failed
-	for _, st := range s.reg.Statuses() {
-		if !st.Connected {
-			reason := "not connected to Kafka"
-			if st.Err != nil {
-				reason = st.Err.Error()
-			}
-			checks = append(checks, failed{Component: "kafka/" + st.ChannelID, Reason: reason})
-		}
-	}
-	body := map[string]any{"time": time.Now().UTC()}
-	w.Header().Set("Content-Type", "application/json")
-	if len(checks) > 0 {
-		body["status"] = "Service Unavailable"
-		body["failed_checks"] = checks
-		w.WriteHeader(http.StatusServiceUnavailable)
-	} else {
-		body["status"] = "OK"
-	}
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-func serverTLS(t config.TLS, key string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.Certificate, t.PrivateKey)
-	if err != nil {
-		return nil, fmt.Errorf("%s.Certificate=%q / PrivateKey=%q: %w", key, t.Certificate, t.PrivateKey, err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if t.ClientAuthRequired {
-		pool := x509.NewCertPool()
-		for _, f := range t.ClientRootCAs {
-			pem, err := os.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("%s.ClientRootCAs=%q: %w", key, f, err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s.ClientRootCAs=%q: no PEM certificate in file", key, f)
-			}
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }
 
 type atomicBroadcast struct {
