@@ -104,7 +104,9 @@ func TestSDKCreatesChannelAndFetchesGenesis(t *testing.T) {
 	sameBlock(t, genesis, viaKordctl)
 
 	// The SDK's config path: newest block, its LAST_CONFIG, that block, parsed into the
-	// SDK's channel config (orgs, MSPs, orderer addresses).
+	// SDK's channel config. (Its Orderers() reads only the legacy channel-level
+	// OrdererAddresses, which Fabric 2.x configs, like kord's, leave to the orderer orgs'
+	// Endpoints; so it is not checked.)
 	cfg, err := rc.QueryConfigFromOrderer(channelID, resmgmt.WithOrdererEndpoint(ordererName))
 	if err != nil {
 		t.Fatalf("QueryConfigFromOrderer: %v", err)
@@ -120,9 +122,6 @@ func TestSDKCreatesChannelAndFetchesGenesis(t *testing.T) {
 		if !mspIDs[want] {
 			t.Errorf("channel config lacks MSP %s (has %v)", want, mspIDs)
 		}
-	}
-	if got := cfg.Orderers(); len(got) != 1 || got[0] != k.addr {
-		t.Errorf("channel config names orderers %v, want [%s]", got, k.addr)
 	}
 
 	// An update the SDK computes itself: Org1 gets an anchor peer. The SDK diffs the old and
