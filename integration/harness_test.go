@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,13 +24,11 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kordhq/kord/config"
-	"github.com/kordhq/kord/kafka"
 	"github.com/kordhq/kord/kafka/embedded"
 	"github.com/kordhq/kord/orderer/client"
 	"github.com/kordhq/kord/orderer/genesis"
 	"github.com/kordhq/kord/orderer/msp"
 	"github.com/kordhq/kord/orderer/msp/mspgen"
-	"github.com/kordhq/kord/orderer/registrar"
 )
 
 // Batch parameters of the test network: small, so that the tests cut many blocks and can
@@ -319,47 +316,74 @@ func (nw *network) startAll() {
 	}
 }
 
-// createChannel creates an application channel the way an orderer does after validating a
-// channel-creation request: it produces the ORDERER_TRANSACTION (signed by orderer0) to the
-// system channel's topic. Every orderer consumes it and creates the channel; this waits until
-// each serves block 0 of the channel and is healthy again (the new chain connected).
+// createChannel creates an application channel the way `peer channel create` does: a
+// channel-creation tx signed by Org1's admin, broadcast to orderer0. Every orderer consumes
+// the resulting ORDERER_TRANSACTION and creates the channel; this waits until each serves
+// block 0 of the channel and is healthy again (the new chain connected).
 func (nw *network) createChannel(channelID string) {
 	t := nw.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	signer, err := msp.LoadSigner(nw.orderers[0].mspDir, nw.spec.OrdererOrgs[0].MSPID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chCfg, err := genesis.ApplicationChannelConfig(nw.profile, channelID)
-	if err != nil {
-		t.Fatalf("building the config of %s: %v", channelID, err)
-	}
-	env, err := registrar.OrdererTransaction(signer, genesis.DefaultSystemChannelID, channelID, chCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := proto.Marshal(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := kafka.NewProducer(ctx, kafka.Options{
-		Brokers: nw.cluster.Addrs(),
-		Version: "1.0.0",
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("producer: %v", err)
-	}
-	defer prod.Close()
-	if _, err := prod.Produce(ctx, genesis.DefaultSystemChannelID, kafka.MarshalRegular(raw, nw.sysSeq, ab.KafkaMessageRegular_CONFIG, 0)); err != nil {
-		t.Fatalf("producing the ORDERER_TRANSACTION for %s: %v", channelID, err)
+	resp := nw.broadcastCreation(ctx, nw.orderers[0], channelID, nw.profile, nw.admin(0))
+	if resp.Status != cb.Status_SUCCESS {
+		t.Fatalf("creating %s: %s: %s", channelID, resp.Status, resp.Info)
 	}
 	for _, o := range nw.orderers {
 		o.waitBlock(ctx, nw.user, channelID, 0)
 		o.waitReady()
 	}
+}
+
+// broadcastCreation sends the channel-creation tx of profile for channelID, signed by
+// signers, to o, and returns the answer.
+func (nw *network) broadcastCreation(ctx context.Context, o *orderer, channelID string, profile genesis.Profile, signers ...client.Signer) *ab.BroadcastResponse {
+	t := nw.t
+	t.Helper()
+	tx, err := genesis.ChannelCreateTx(profile, channelID)
+	if err != nil {
+		t.Fatalf("channel-creation tx for %s: %v", channelID, err)
+	}
+	return nw.broadcastConfig(ctx, o, tx, signers...)
+}
+
+// broadcastConfig signs a CONFIG_UPDATE envelope with signers and sends it to o.
+func (nw *network) broadcastConfig(ctx context.Context, o *orderer, tx *cb.Envelope, signers ...client.Signer) *ab.BroadcastResponse {
+	t := nw.t
+	t.Helper()
+	signed, err := client.SignConfigUpdate(tx, signers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := o.dial()
+	defer conn.Close()
+	resp, err := client.Broadcast(ctx, conn, signed)
+	if err != nil {
+		t.Fatalf("broadcasting a config update to %s: %v", o.name, err)
+	}
+	return resp
+}
+
+// admin is the admin of peer organization i (0: Org1).
+func (nw *network) admin(i int) *msp.Signer {
+	nw.t.Helper()
+	org := nw.spec.PeerOrgs[i]
+	s, err := msp.LoadSigner(mspgen.UserMSPDir(mspgen.PeerOrgDir(nw.cryptoDir, org.Domain), org.Domain, mspgen.AdminUser), org.MSPID)
+	if err != nil {
+		nw.t.Fatal(err)
+	}
+	return s
+}
+
+// ordererAdmin is the admin of the orderer organization.
+func (nw *network) ordererAdmin() *msp.Signer {
+	nw.t.Helper()
+	org := nw.spec.OrdererOrgs[0]
+	s, err := msp.LoadSigner(mspgen.UserMSPDir(mspgen.OrdererOrgDir(nw.cryptoDir, org.Domain), org.Domain, mspgen.AdminUser), org.MSPID)
+	if err != nil {
+		nw.t.Fatal(err)
+	}
+	return s
 }
 
 func (o *orderer) addr() string    { return net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port)) }

@@ -249,15 +249,10 @@ func channelUpdate(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		tx := fconfigtx.New(cur.Config)
-		if err := applyEdits(&tx, uint32(*maxCount), uint32(*absMax), uint32(*prefMax), *timeout, anchors); err != nil {
-			return err
-		}
-		update, err := tx.ComputeMarshaledUpdate(c.channel)
+		env, err = client.ComputeUpdate(cur.Config, c.channel, func(tx *fconfigtx.ConfigTx) error {
+			return applyEdits(tx, uint32(*maxCount), uint32(*absMax), uint32(*prefMax), *timeout, anchors)
+		})
 		if err != nil {
-			return fmt.Errorf("computing the update: %w", err)
-		}
-		if env, err = client.NewConfigUpdateEnvelope(c.channel, update); err != nil {
 			return err
 		}
 	}

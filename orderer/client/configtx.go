@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/golang/protobuf/proto"
+	fconfigtx "github.com/hyperledger/fabric-config/configtx"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
 	"google.golang.org/grpc"
@@ -162,4 +163,18 @@ func WaitBlock(ctx context.Context, conn *grpc.ClientConn, s Signer, channelID s
 		case <-time.After(interval):
 		}
 	}
+}
+
+// ComputeUpdate builds the unsigned CONFIG_UPDATE envelope that turns config into what edit
+// makes of it (as `configtxlator compute_update` does), using fabric-config.
+func ComputeUpdate(config *cb.Config, channelID string, edit func(*fconfigtx.ConfigTx) error) (*cb.Envelope, error) {
+	tx := fconfigtx.New(config)
+	if err := edit(&tx); err != nil {
+		return nil, err
+	}
+	update, err := tx.ComputeMarshaledUpdate(channelID)
+	if err != nil {
+		return nil, fmt.Errorf("computing the config update of %s: %w", channelID, err)
+	}
+	return NewConfigUpdateEnvelope(channelID, update)
 }

@@ -5,15 +5,20 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 
 	"github.com/kordhq/kord/orderer/msgprocessor"
 )
@@ -29,8 +34,15 @@ type Chain interface {
 type Registrar interface {
 	// DeliverChannel returns the chain of a channel (ErrChannelNotFound if there is none).
 	DeliverChannel(channelID string) (Chain, error)
-	// Authorize checks that the signed request may read the channel.
-	Authorize(env *cb.Envelope, p *msgprocessor.Parsed) error
+	// Authorize returns the access check of a signed request for the channel it names.
+	Authorize(env *cb.Envelope, p *msgprocessor.Parsed) (Access, error)
+}
+
+// Access is a request's read permission. Check is called before the first block and before
+// each following one: it fails once the client's certificate has expired, or when a config
+// change took the client's read permission away, which ends the stream with FORBIDDEN.
+type Access interface {
+	Check() error
 }
 
 // Handler serves Deliver streams.
@@ -41,6 +53,12 @@ type Handler struct {
 	// written yet gets SERVICE_UNAVAILABLE, so the server can shut down without waiting for
 	// clients to leave.
 	Stopping <-chan struct{}
+	// TimeWindow bounds how far a request's timestamp may be from the orderer's clock
+	// (General.Authentication.TimeWindow); zero turns the check off.
+	TimeWindow time.Duration
+	// MutualTLS requires requests to carry the hash of the client's TLS certificate, as
+	// Fabric does when client authentication is required.
+	MutualTLS bool
 }
 
 // Handle serves requests on one stream until the client closes it or ctx ends.
@@ -84,12 +102,13 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_DeliverServer) error {
 // request is a validated SeekInfo.
 type request struct {
 	chain          Chain
+	access         Access
 	start, stop    uint64
 	failIfNotReady bool
 }
 
 func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServer, env *cb.Envelope) (cb.Status, error) {
-	req, status, reason := h.parse(env)
+	req, status, reason := h.parse(ctx, env)
 	if status != cb.Status_SUCCESS {
 		if h.Log != nil {
 			h.Log.Warn("deliver refused", "status", status.String(), "reason", reason)
@@ -99,6 +118,12 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 	for n := req.start; n <= req.stop; n++ {
 		if req.failIfNotReady && n >= req.chain.Height() {
 			return cb.Status_NOT_FOUND, nil
+		}
+		if err := req.access.Check(); err != nil {
+			if h.Log != nil {
+				h.Log.Warn("deliver client not authorized", "block", n, "reason", err)
+			}
+			return cb.Status_FORBIDDEN, nil
 		}
 		b, err := req.chain.Block(ctx, n)
 		if err != nil {
@@ -120,16 +145,18 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 	return cb.Status_SUCCESS, nil
 }
 
-func (h *Handler) parse(env *cb.Envelope) (*request, cb.Status, string) {
+// parse checks a request in Fabric's order: form, timestamp and TLS binding (BAD_REQUEST),
+// channel (NOT_FOUND), SeekInfo (BAD_REQUEST), read access (FORBIDDEN), positions.
+func (h *Handler) parse(ctx context.Context, env *cb.Envelope) (*request, cb.Status, string) {
 	parsed, err := msgprocessor.Parse(env)
 	if err != nil {
 		return nil, statusOf(err), err.Error()
 	}
+	if err := h.checkHeader(ctx, parsed.ChannelHeader); err != nil {
+		return nil, cb.Status_BAD_REQUEST, err.Error()
+	}
 	chain, err := h.Registrar.DeliverChannel(parsed.ChannelHeader.ChannelId)
 	if err != nil {
-		return nil, statusOf(err), err.Error()
-	}
-	if err := h.Registrar.Authorize(env, parsed); err != nil {
 		return nil, statusOf(err), err.Error()
 	}
 	payload := &cb.Payload{}
@@ -138,6 +165,13 @@ func (h *Handler) parse(env *cb.Envelope) (*request, cb.Status, string) {
 	if err := proto.Unmarshal(payload.Data, seek); err != nil {
 		return nil, cb.Status_BAD_REQUEST, fmt.Sprintf("payload data is not a SeekInfo: %v", err)
 	}
+	access, err := h.Registrar.Authorize(env, parsed)
+	if err != nil {
+		return nil, statusOf(err), err.Error()
+	}
+	if err := access.Check(); err != nil {
+		return nil, cb.Status_FORBIDDEN, err.Error()
+	}
 	if seek.Start == nil || seek.Stop == nil {
 		return nil, cb.Status_BAD_REQUEST, "SeekInfo needs both a start and a stop position"
 	}
@@ -145,7 +179,7 @@ func (h *Handler) parse(env *cb.Envelope) (*request, cb.Status, string) {
 	if height == 0 {
 		return nil, cb.Status_SERVICE_UNAVAILABLE, "channel has no blocks yet"
 	}
-	req := &request{chain: chain, failIfNotReady: seek.Behavior == ab.SeekInfo_FAIL_IF_NOT_READY}
+	req := &request{chain: chain, access: access, failIfNotReady: seek.Behavior == ab.SeekInfo_FAIL_IF_NOT_READY}
 	switch s := seek.Start.Type.(type) {
 	case *ab.SeekPosition_Oldest:
 		req.start = 0
@@ -178,6 +212,49 @@ func (h *Handler) parse(env *cb.Envelope) (*request, cb.Status, string) {
 		return nil, cb.Status_BAD_REQUEST, "unknown stop position"
 	}
 	return req, cb.Status_SUCCESS, ""
+}
+
+// checkHeader applies the time window and, with mutual TLS, the binding of the request to
+// the client's TLS certificate (which stops a captured request from being replayed by another
+// client).
+func (h *Handler) checkHeader(ctx context.Context, chdr *cb.ChannelHeader) error {
+	if h.TimeWindow > 0 {
+		if chdr.Timestamp == nil {
+			return errors.New("channel header has no timestamp")
+		}
+		t := time.Unix(chdr.Timestamp.Seconds, int64(chdr.Timestamp.Nanos))
+		if d := time.Since(t); d > h.TimeWindow || d < -h.TimeWindow {
+			return fmt.Errorf("request timestamp %s is more than %s away from the orderer's time %s (General.Authentication.TimeWindow)", t.UTC().Format(time.RFC3339), h.TimeWindow, time.Now().UTC().Format(time.RFC3339))
+		}
+	}
+	if !h.MutualTLS {
+		return nil
+	}
+	if len(chdr.TlsCertHash) == 0 {
+		return errors.New("request does not carry its TLS certificate hash (required with mutual TLS)")
+	}
+	actual := clientCertHash(ctx)
+	if actual == nil {
+		return errors.New("client did not present a TLS certificate")
+	}
+	if !bytes.Equal(actual, chdr.TlsCertHash) {
+		return errors.New("request's TLS certificate hash does not match the client's TLS certificate")
+	}
+	return nil
+}
+
+// clientCertHash is the SHA-256 of the client's TLS certificate, or nil.
+func clientCertHash(ctx context.Context) []byte {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return nil
+	}
+	h := sha256.Sum256(ti.State.PeerCertificates[0].Raw)
+	return h[:]
 }
 
 func isClosed(ch <-chan struct{}) bool {

@@ -129,7 +129,7 @@ func (p *Processor) admit(cfg *channelconfig.Values, env *cb.Envelope, parsed *P
 		return fmt.Errorf("%w: message payload is %d bytes and exceeds maximum allowed %d bytes", ErrBadRequest, size, cfg.BatchSize.AbsoluteMaxBytes)
 	}
 	if !p.NoExpirationChecks && cfg.ExpirationCheck() {
-		if exp := expiresAt(parsed.Creator); !exp.IsZero() && p.now().After(exp) {
+		if exp := ExpiresAt(parsed.Creator); !exp.IsZero() && p.now().After(exp) {
 			return fmt.Errorf("%w: the creator's certificate expired at %s", ErrBadRequest, exp.UTC().Format(time.RFC3339))
 		}
 	}
@@ -163,9 +163,9 @@ func (p *Processor) now() time.Time {
 	return time.Now()
 }
 
-// expiresAt is the NotAfter of the X.509 certificate in a serialized identity, or zero when
+// ExpiresAt is the NotAfter of the X.509 certificate in a serialized identity, or zero when
 // there is none to read (identities that are not X.509 do not expire).
-func expiresAt(creator []byte) time.Time {
+func ExpiresAt(creator []byte) time.Time {
 	sid := &mspproto.SerializedIdentity{}
 	if err := proto.Unmarshal(creator, sid); err != nil {
 		return time.Time{}

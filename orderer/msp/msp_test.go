@@ -74,7 +74,12 @@ func TestLoadSignerAndSerialize(t *testing.T) {
 	if got := s.Certificate().Subject.CommonName; got != "User1@org1.example.com" {
 		t.Fatalf("CN = %q", got)
 	}
-	want, err := os.ReadFile(filepath.Join(dir, "signcerts", "User1@org1.example.com-cert.pem"))
+	raw, err := os.ReadFile(filepath.Join(dir, "signcerts", "User1@org1.example.com-cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	fileCert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +87,35 @@ func TestLoadSignerAndSerialize(t *testing.T) {
 	if err := proto.Unmarshal(s.Serialize(), &sid); err != nil {
 		t.Fatal(err)
 	}
-	if sid.Mspid != "Org1MSP" || !bytes.Equal(sid.IdBytes, want) {
-		t.Fatalf("serialized identity does not carry the exact certificate file")
+	if sid.Mspid != "Org1MSP" {
+		t.Fatalf("MSP ID = %q", sid.Mspid)
+	}
+	// The creator is the PEM of the certificate with its CA signature in low-S form, as a
+	// Fabric node serializes itself: the same file bytes when the signature already is.
+	block, rest := pem.Decode(sid.IdBytes)
+	if block == nil || len(rest) != 0 {
+		t.Fatal("creator is not one PEM block")
+	}
+	got, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.RawTBSCertificate, fileCert.RawTBSCertificate) {
+		t.Fatal("creator is not the signing certificate")
+	}
+	var sig ecdsaSignature
+	if _, err := asn1.Unmarshal(got.Signature, &sig); err != nil {
+		t.Fatal(err)
+	}
+	if sig.S.Cmp(halfOrder(elliptic.P256())) > 0 {
+		t.Fatal("creator certificate keeps a high-S CA signature")
+	}
+	var fileSig ecdsaSignature
+	if _, err := asn1.Unmarshal(fileCert.Signature, &fileSig); err != nil {
+		t.Fatal(err)
+	}
+	if fileSig.S.Cmp(halfOrder(elliptic.P256())) <= 0 && !bytes.Equal(sid.IdBytes, raw) {
+		t.Fatal("creator differs from a canonical certificate file")
 	}
 }
 
@@ -386,7 +418,7 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
-func BenchmarkBareECDSAVerify(b *testing.B) {
+func BenchmarkVerifyBareECDSA(b *testing.B) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		b.Fatal(err)

@@ -3,7 +3,6 @@ package msp
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
@@ -35,12 +35,17 @@ type Signer struct {
 	cert       *x509.Certificate
 	key        *ecdsa.PrivateKey
 	serialized []byte
+	id         *X509Identity
 }
 
 // LoadSigner reads a Fabric local MSP directory (as written by cryptogen or
-// a Fabric CA client): the certificate from signcerts/, the matching private
-// key from keystore/, and checks that cacerts/ is present. config.yaml
-// (NodeOUs) is tolerated but not interpreted yet.
+// a Fabric CA client) and performs the checks a Fabric node makes at start-up:
+// the local MSP (cacerts, intermediatecerts, admincerts, crls, tlscacerts,
+// config.yaml with NodeOUs) sets up, the signing certificate (the first PEM
+// file of signcerts/) chains to its CAs and has not expired, and keystore/
+// holds its private key (PKCS#8 or SEC1 "EC PRIVATE KEY", any file name).
+// Like Fabric it does not require the signing identity to be a valid member of
+// its own local MSP (the channel MSPs decide that); Validate checks it.
 func LoadSigner(mspDir, mspID string) (*Signer, error) {
 	if mspID == "" {
 		return nil, errors.New("loading local MSP: MSP ID is empty")
@@ -50,58 +55,87 @@ func LoadSigner(mspDir, mspID string) (*Signer, error) {
 	} else if !info.IsDir() {
 		return nil, fmt.Errorf("loading local MSP: %s is not a directory", mspDir)
 	}
-
-	certPath, certPEM, cert, err := loadSignCert(filepath.Join(mspDir, "signcerts"))
-	if err != nil {
+	fail := func(err error) (*Signer, error) {
 		return nil, fmt.Errorf("loading local MSP %s: %w", mspDir, err)
+	}
+
+	certPath, cert, err := loadSignCert(filepath.Join(mspDir, dirSignCerts))
+	if err != nil {
+		return fail(err)
+	}
+	conf, err := VerifyingMSPConfig(mspDir, mspID)
+	if err != nil {
+		return nil, fmt.Errorf("loading local MSP: %w", err)
+	}
+	local, err := New(conf)
+	if err != nil {
+		return fail(err)
+	}
+	id, err := local.newIdentity(cert)
+	if err != nil {
+		return fail(fmt.Errorf("signing certificate %s: %w", certPath, err))
+	}
+	if now := time.Now(); now.After(cert.NotAfter) {
+		return fail(fmt.Errorf("signing certificate %s expired at %s", certPath, cert.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("loading local MSP %s: certificate %s does not hold an ECDSA P-256 public key", mspDir, certPath)
+	if !ok {
+		return fail(fmt.Errorf("signing certificate %s does not hold an ECDSA public key", certPath))
 	}
-	key, err := loadMatchingKey(filepath.Join(mspDir, "keystore"), pub, certPath)
+	key, err := loadMatchingKey(filepath.Join(mspDir, dirKeystore), pub, certPath)
 	if err != nil {
-		return nil, fmt.Errorf("loading local MSP %s: %w", mspDir, err)
-	}
-	// The CA certificates are not used for signing, but a directory without
-	// them is not a usable MSP and Fabric refuses it; failing here gives the
-	// operator the error at startup rather than when the full MSP arrives.
-	if err := requirePEMFiles(filepath.Join(mspDir, "cacerts")); err != nil {
-		return nil, fmt.Errorf("loading local MSP %s: %w", mspDir, err)
+		return fail(err)
 	}
 
+	// The creator is the PEM of the normalised certificate, not the file: a
+	// Fabric node serializes its identity that way, so a signcert with a
+	// high-S CA signature yields the same creator bytes from kord and Fabric.
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.cert.Raw})
 	serialized, err := proto.Marshal(&mspproto.SerializedIdentity{Mspid: mspID, IdBytes: certPEM})
 	if err != nil {
-		return nil, fmt.Errorf("loading local MSP %s: serializing identity: %w", mspDir, err)
+		return fail(fmt.Errorf("serializing identity: %w", err))
 	}
-	return &Signer{mspID: mspID, certPEM: certPEM, cert: cert, key: key, serialized: serialized}, nil
+	return &Signer{mspID: mspID, certPEM: certPEM, cert: id.cert, key: key, serialized: serialized, id: id}, nil
 }
 
-// loadSignCert returns the first certificate file of signcerts/ in name
-// order. Fabric uses exactly one signing certificate; picking a stable one
-// keeps restarts deterministic when someone leaves a stray file behind.
-func loadSignCert(dir string) (string, []byte, *x509.Certificate, error) {
+// Validate checks the signing identity against its own local MSP with the
+// full MSP rules (chain, CRLs, OU and NodeOU classification). Fabric does not
+// do this at start-up; it is offered so that a misconfigured identity can be
+// reported before the channels refuse its signatures.
+func (s *Signer) Validate() error {
+	return s.id.Validate()
+}
+
+// loadSignCert returns the first file of signcerts/, in name order, that holds
+// PEM, as Fabric does; picking a stable one keeps restarts deterministic when
+// someone leaves a stray file behind.
+func loadSignCert(dir string) (string, *x509.Certificate, error) {
 	names, err := regularFiles(dir)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
 	if len(names) == 0 {
-		return "", nil, nil, fmt.Errorf("%s holds no certificate", dir)
+		return "", nil, fmt.Errorf("%s holds no certificate", dir)
 	}
-	path := filepath.Join(dir, names[0])
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", nil, nil, fmt.Errorf("reading signing certificate: %w", err)
+	var problems []string
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return "", nil, fmt.Errorf("reading signing certificate: %w", err)
+		}
+		block, _ := pem.Decode(raw)
+		if block == nil {
+			problems = append(problems, fmt.Sprintf("signing certificate %s is not a PEM CERTIFICATE", path))
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return "", nil, fmt.Errorf("parsing signing certificate %s: %w", path, err)
+		}
+		return path, cert, nil
 	}
-	block, _ := pem.Decode(raw)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return "", nil, nil, fmt.Errorf("signing certificate %s is not a PEM CERTIFICATE", path)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return "", nil, nil, fmt.Errorf("parsing signing certificate %s: %w", path, err)
-	}
-	return path, raw, cert, nil
+	return "", nil, errors.New(strings.Join(problems, "; "))
 }
 
 // loadMatchingKey scans the keystore for the key that belongs to pub.
@@ -162,17 +196,6 @@ func readECKey(path string) (*ecdsa.PrivateKey, error) {
 	}
 }
 
-func requirePEMFiles(dir string) error {
-	names, err := regularFiles(dir)
-	if err != nil {
-		return err
-	}
-	if len(names) == 0 {
-		return fmt.Errorf("%s holds no certificate", dir)
-	}
-	return nil
-}
-
 // regularFiles lists the non-hidden regular files of dir, sorted. Hidden
 // entries are skipped because Kubernetes secret mounts put ..data links there.
 func regularFiles(dir string) ([]string, error) {
@@ -221,8 +244,7 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 	if _, err := asn1.Unmarshal(der, &sig); err != nil {
 		return nil, fmt.Errorf("signing as %s: re-reading signature: %w", s.mspID, err)
 	}
-	halfOrder := new(big.Int).Rsh(s.key.Curve.Params().N, 1)
-	if sig.S.Cmp(halfOrder) <= 0 {
+	if sig.S.Cmp(halfOrder(s.key.Curve)) <= 0 {
 		return der, nil
 	}
 	sig.S.Sub(s.key.Curve.Params().N, sig.S)

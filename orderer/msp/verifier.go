@@ -19,9 +19,9 @@ import (
 // Verifier checks that sig is creator's signature over msg. creator is a
 // marshalled msp.SerializedIdentity as found in a SignatureHeader.
 //
-// It is the seam between signature checking and the rest of the orderer:
-// the channel MSP that validates chains against a channel's roots will
-// implement it too.
+// SignatureVerifier implements it without any membership check; Manager
+// implements it with the channel's MSPs (the creator must also be a valid
+// member of the MSP it names).
 type Verifier interface {
 	Verify(creator, msg, sig []byte) error
 }
@@ -46,8 +46,8 @@ func (id *Identity) String() string {
 }
 
 // SignatureVerifier verifies ECDSA signatures of X.509 identities without
-// validating the certificate chain; chain and root validation arrive with the
-// full MSP. The zero value is ready to use and safe for concurrent use.
+// validating the certificate chain (Manager does that with a channel's MSPs).
+// The zero value is ready to use and safe for concurrent use.
 type SignatureVerifier struct {
 	// MaxCached bounds the number of parsed identities kept; zero means
 	// DefaultCacheSize. Set it before first use.
@@ -76,40 +76,88 @@ func (v *SignatureVerifier) Verify(creator, msg, sig []byte) error {
 
 // VerifyWithIdentity checks sig against an already deserialized identity.
 func VerifyWithIdentity(id *Identity, msg, sig []byte) error {
-	r, s, err := parseSignature(sig)
-	if err != nil {
-		return fmt.Errorf("signature of identity %s: %w", id, err)
-	}
-	// Both r,s and r,n-s verify; Fabric accepts only the low-S form so that a
-	// transaction cannot be re-broadcast under a different byte encoding.
-	halfOrder := new(big.Int).Rsh(id.PublicKey.Curve.Params().N, 1)
-	if s.Cmp(halfOrder) > 0 {
-		return fmt.Errorf("signature of identity %s has a high S value; Fabric accepts only low-S signatures", id)
-	}
 	// Fabric hashes with its MSP's hash family (SHA2 → SHA-256) whatever the
 	// curve, so P-384 keys are verified over SHA-256 as well.
 	digest := sha256.Sum256(msg)
-	if !ecdsa.Verify(id.PublicKey, digest[:], r, s) {
-		return fmt.Errorf("signature does not verify for identity %s", id)
+	return checkECDSASignature(id.PublicKey, digest[:], sig, id)
+}
+
+// checkECDSASignature verifies a DER signature over digest the way Fabric's
+// software crypto provider does; who names the signer in errors.
+func checkECDSASignature(pub *ecdsa.PublicKey, digest, sig []byte, who fmt.Stringer) error {
+	r, s, n, err := parseSignature(sig)
+	if err != nil {
+		return fmt.Errorf("signature of identity %s: %w", who, err)
+	}
+	// Both r,s and r,n-s verify; Fabric accepts only the low-S form so that a
+	// transaction cannot be re-broadcast under a different byte encoding.
+	if s.Cmp(halfOrder(pub.Curve)) > 0 {
+		return fmt.Errorf("signature of identity %s has a high S value; Fabric accepts only low-S signatures", who)
+	}
+	var ok bool
+	if n == derSequenceLen(derIntegerLen(r)+derIntegerLen(s)) {
+		// The SEQUENCE holds exactly r and s: verify its bytes directly, which
+		// spares ecdsa.Verify re-encoding them.
+		ok = ecdsa.VerifyASN1(pub, digest, sig[:n])
+	} else {
+		// Extra elements inside the SEQUENCE, which Fabric's parser tolerates.
+		ok = ecdsa.Verify(pub, digest, r, s)
+	}
+	if !ok {
+		return fmt.Errorf("signature does not verify for identity %s", who)
 	}
 	return nil
 }
 
-func parseSignature(sig []byte) (*big.Int, *big.Int, error) {
+// derIntegerLen is the DER size of a positive INTEGER.
+func derIntegerLen(x *big.Int) int {
+	return derSequenceLen(x.BitLen()/8 + 1)
+}
+
+// derSequenceLen is the DER size of an element with content length l.
+func derSequenceLen(l int) int {
+	switch {
+	case l < 0x80:
+		return 2 + l
+	case l < 0x100:
+		return 3 + l
+	}
+	return 4 + l
+}
+
+// halfOrders holds n/2 of the curves Fabric uses, so that the hot verification path
+// allocates nothing for the low-S check.
+var halfOrders = map[elliptic.Curve]*big.Int{
+	elliptic.P224(): new(big.Int).Rsh(elliptic.P224().Params().N, 1),
+	elliptic.P256(): new(big.Int).Rsh(elliptic.P256().Params().N, 1),
+	elliptic.P384(): new(big.Int).Rsh(elliptic.P384().Params().N, 1),
+	elliptic.P521(): new(big.Int).Rsh(elliptic.P521().Params().N, 1),
+}
+
+func halfOrder(c elliptic.Curve) *big.Int {
+	if h, ok := halfOrders[c]; ok {
+		return h
+	}
+	return new(big.Int).Rsh(c.Params().N, 1)
+}
+
+// parseSignature returns r, s and the length of the DER SEQUENCE holding them.
+func parseSignature(sig []byte) (*big.Int, *big.Int, int, error) {
 	if len(sig) == 0 {
-		return nil, nil, errors.New("signature is empty")
+		return nil, nil, 0, errors.New("signature is empty")
 	}
 	var parsed ecdsaSignature
 	// Trailing bytes after the SEQUENCE are ignored on purpose: Fabric's
 	// parser ignores them too, and a drop-in replacement must not refuse
 	// envelopes a Fabric orderer accepts.
-	if _, err := asn1.Unmarshal(sig, &parsed); err != nil {
-		return nil, nil, fmt.Errorf("signature is not a DER-encoded ECDSA signature: %w", err)
+	rest, err := asn1.Unmarshal(sig, &parsed)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("signature is not a DER-encoded ECDSA signature: %w", err)
 	}
 	if parsed.R == nil || parsed.S == nil || parsed.R.Sign() <= 0 || parsed.S.Sign() <= 0 {
-		return nil, nil, errors.New("signature has a zero or negative component")
+		return nil, nil, 0, errors.New("signature has a zero or negative component")
 	}
-	return parsed.R, parsed.S, nil
+	return parsed.R, parsed.S, len(sig) - len(rest), nil
 }
 
 // DeserializeIdentity parses a marshalled SerializedIdentity holding a PEM

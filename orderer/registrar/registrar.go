@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
@@ -26,6 +27,7 @@ import (
 	"github.com/kordhq/kord/orderer/configtx"
 	"github.com/kordhq/kord/orderer/deliver"
 	"github.com/kordhq/kord/orderer/msgprocessor"
+	"github.com/kordhq/kord/orderer/policy"
 )
 
 // Signer is the orderer's identity: it signs blocks and the envelopes it creates.
@@ -392,16 +394,71 @@ func (r *Registrar) DeliverChannel(id string) (deliver.Chain, error) {
 	return reader{ch.store}, nil
 }
 
-// Authorize implements deliver.Registrar: the request must carry a valid creator signature.
-// Channel read policies arrive with the full MSP.
-func (r *Registrar) Authorize(env *cb.Envelope, p *msgprocessor.Parsed) error {
+// Authorize implements deliver.Registrar: the request's signer must satisfy the channel's
+// /Channel/Readers policy, re-checked whenever the channel's config changes, and its
+// certificate must not have expired.
+func (r *Registrar) Authorize(env *cb.Envelope, p *msgprocessor.Parsed) (deliver.Access, error) {
+	ch, err := r.lookup(p.ChannelHeader.ChannelId)
+	if err != nil {
+		return nil, err
+	}
 	if len(p.Creator) == 0 {
-		return fmt.Errorf("%w: request has no creator", msgprocessor.ErrPermissionDenied)
+		return nil, fmt.Errorf("%w: request has no creator", msgprocessor.ErrPermissionDenied)
 	}
-	if err := r.o.Verifier.Verify(p.Creator, env.Payload, env.Signature); err != nil {
-		return fmt.Errorf("%w: %v", msgprocessor.ErrPermissionDenied, err)
+	a := &readAccess{ch: ch, sd: []*policy.SignedData{{Data: env.Payload, Identity: p.Creator, Signature: env.Signature}}}
+	if !r.o.NoExpirationChecks {
+		a.expires = msgprocessor.ExpiresAt(p.Creator)
 	}
+	return a, nil
+}
+
+// readAccess is one Deliver request's read permission.
+type readAccess struct {
+	ch      *channel
+	sd      []*policy.SignedData
+	expires time.Time
+	checked bool
+	seq     uint64
+}
+
+func (a *readAccess) Check() error {
+	if !a.expires.IsZero() && time.Now().After(a.expires) {
+		return fmt.Errorf("the client's certificate expired at %s", a.expires.UTC().Format(time.RFC3339))
+	}
+	cfg, err := a.ch.currentConfig()
+	if err != nil {
+		return err
+	}
+	if a.checked && cfg.Sequence == a.seq {
+		return nil
+	}
+	if cfg.Policies == nil {
+		if err := a.ch.reg.o.Verifier.Verify(a.sd[0].Identity, a.sd[0].Data, a.sd[0].Signature); err != nil {
+			return fmt.Errorf("%w: %v", msgprocessor.ErrPermissionDenied, err)
+		}
+	} else {
+		pol, ok := cfg.Policies.GetPolicy(policy.ChannelReaders)
+		if !ok {
+			return fmt.Errorf("%w: channel %s has no %s policy", msgprocessor.ErrPermissionDenied, a.ch.id, policy.ChannelReaders)
+		}
+		if err := pol.EvaluateSignedData(a.sd); err != nil {
+			return fmt.Errorf("%w: %s: %v", msgprocessor.ErrPermissionDenied, policy.ChannelReaders, err)
+		}
+	}
+	a.checked, a.seq = true, cfg.Sequence
 	return nil
+}
+
+// currentConfig is the channel's config: the running chain's, or the ledger's before the
+// chain starts.
+func (ch *channel) currentConfig() (*channelconfig.Values, error) {
+	ch.reg.mu.RLock()
+	c := ch.chain
+	ch.reg.mu.RUnlock()
+	if c != nil {
+		return c.Config(), nil
+	}
+	return ch.config()
 }
 
 type reader struct{ s *ledger.Store }

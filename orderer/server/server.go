@@ -98,6 +98,8 @@ func New(cfg *config.TopLevel, log *slog.Logger) (_ *Server, err error) {
 		Ledger:   s.ledger,
 		Signer:   signer,
 		Verifier: msp.NewSignatureVerifier(4096),
+		// Fabric's orderer applies the setting to Broadcast and Deliver alike.
+		NoExpirationChecks: cfg.General.Authentication.NoExpirationChecks,
 		Log:      log,
 		OnBlocks: s.metrics.blocksWritten,
 		OnEvent:  s.metrics.chainEvent,
@@ -172,7 +174,9 @@ func (s *Server) Start() error {
 	s.grpc = grpc.NewServer(opts...)
 	ab.RegisterAtomicBroadcastServer(s.grpc, &atomicBroadcast{
 		b: &broadcast.Handler{Registrar: s.reg, Log: s.log, Observer: s.metrics},
-		d: &deliver.Handler{Registrar: s.reg, Log: s.log, Stopping: s.stopping},
+		d: &deliver.Handler{Registrar: s.reg, Log: s.log, Stopping: s.stopping,
+			TimeWindow: g.Authentication.TimeWindow,
+			MutualTLS:  g.TLS.Enabled && g.TLS.ClientAuthRequired},
 	})
 	s.lis = lis
 
