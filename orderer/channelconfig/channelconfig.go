@@ -1,6 +1,6 @@
 // Package channelconfig turns a channel's config tree (common.Config, as carried by a config
 // block) into the typed values the ordering service runs on: consensus type, Kafka brokers,
-// batch size and timeout, capabilities and config sequence. It reads; it does not validate
+// batch size and timeout, capabilities, config sequence, and the channel's MSPs and policies. It reads; it does not validate
 // config updates (that belongs to the config-update path) and knows nothing of Kafka or gRPC.
 package channelconfig
 
@@ -14,6 +14,7 @@ import (
 	mspproto "github.com/hyperledger/fabric-protos-go/msp"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
 
+	"github.com/kordhq/kord/orderer/msp"
 	"github.com/kordhq/kord/orderer/policy"
 )
 
@@ -55,6 +56,8 @@ type Values struct {
 	System bool
 	// Policies are the channel's policies (nil only for configs built by hand in tests).
 	Policies policy.Manager
+	// MSPs are the channel's MSPs, which the policies deserialize identities with.
+	MSPs *msp.Manager
 	// Config is the tree these values were read from.
 	Config *cb.Config
 }
@@ -193,6 +196,16 @@ func FromConfig(c *cb.Config) (*Values, error) {
 	if v.OrgMSPIDs, err = orgMSPIDs(root); err != nil {
 		return nil, err
 	}
+	// Every config gets its own MSPs and policies: identities validated under one config
+	// sequence are never trusted under the next.
+	mspMgr, err := msp.ManagerFromConfig(root)
+	if err != nil {
+		return nil, fmt.Errorf("MSPs: %w", err)
+	}
+	if v.Policies, err = policy.NewManager(root, mspMgr); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	v.MSPs = mspMgr
 	return v, nil
 }
 

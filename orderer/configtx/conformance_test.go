@@ -91,7 +91,13 @@ func TestConformanceChannelCreation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := NewValidator(ch, tmpl, acceptAll{})
+			tv, err := channelconfig.FromConfig(tmpl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The real policies and MSPs: the request's signatures (by Org1's admin, made by
+			// Fabric's peer CLI) must satisfy the consortium's ChannelCreationPolicy.
+			v, err := NewValidator(ch, tmpl, tv.Policies)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +121,12 @@ func TestConformanceConfigUpdates(t *testing.T) {
 	for _, n := range []int{23, 34, 186, 188} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			want := configEnvelope(t, readBlock(t, filepath.Join(dir, strconv.Itoa(n)+".block")).Data.Data[0])
-			v, err := NewValidator("mychannel", prev, acceptAll{})
+			pv, err := channelconfig.FromConfig(prev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The real mod_policies, checked against the signatures Fabric's clients made.
+			v, err := NewValidator("mychannel", prev, pv.Policies)
 			if err != nil {
 				t.Fatal(err)
 			}
