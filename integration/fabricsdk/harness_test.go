@@ -18,15 +18,15 @@ import (
 // kord is one `orderer dev` process: a whole ordering service (in-process Kafka, crypto
 // tree, system channel) under dir, listening on 127.0.0.1 only.
 type kord struct {
-	dir      string // orderer dev --dir: crypto/, network.yaml, ledger
-	addr     string // gRPC
-	ops      string // /healthz
-	kordctl  string // path of the kordctl binary
-	log      *bytes.Buffer
-	exited   chan struct{}
-	exitErr  error
-	cmd      *exec.Cmd
-	stopOnce bool
+	dir     string // orderer dev --dir: crypto/, network.yaml, ledger
+	addr    string // gRPC
+	ops     string // /healthz
+	kordctl string // path of the kordctl binary
+	log     *bytes.Buffer
+	exited  chan struct{}
+	exitErr error
+	cmd     *exec.Cmd
+	stopped bool
 }
 
 // buildKord compiles orderer and kordctl from the repository root, as a user would, into
@@ -118,10 +118,10 @@ func startKord(t *testing.T) *kord {
 // stop sends SIGTERM to the process group (orderer dev stops gracefully), then SIGKILL if it
 // is still there after 15s.
 func (k *kord) stop() {
-	if k.stopOnce {
+	if k.stopped {
 		return
 	}
-	k.stopOnce = true
+	k.stopped = true
 	pgid := k.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {

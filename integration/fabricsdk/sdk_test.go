@@ -84,6 +84,11 @@ func TestSDKCreatesChannelAndFetchesGenesis(t *testing.T) {
 	if hdr.ChannelId != channelID || cb.HeaderType(hdr.Type) != cb.HeaderType_CONFIG {
 		t.Fatalf("genesis transaction is %v for channel %q, want CONFIG for %q", cb.HeaderType(hdr.Type), hdr.ChannelId, channelID)
 	}
+	// As in Fabric, the genesis config is the creation update applied to the template
+	// (sequence 0), hence sequence 1.
+	if cfgEnv.Config.Sequence != 1 {
+		t.Fatalf("genesis config sequence %d, want 1", cfgEnv.Config.Sequence)
+	}
 	// The config's last update is the SDK's own request: same transaction ID.
 	if id := updateTxID(t, cfgEnv.LastUpdate); id != string(resp.TransactionID) {
 		t.Fatalf("genesis config was made from update tx %q, the SDK sent %q", id, resp.TransactionID)
@@ -136,9 +141,17 @@ func TestSDKCreatesChannelAndFetchesGenesis(t *testing.T) {
 		t.Fatalf("SaveChannel (anchor-peer update): %v", err)
 	}
 	cfg = waitConfig(t, rc, 1)
+	genesisConfig, err := resource.ExtractConfigFromBlock(genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org1, _ := applicationOrg(t, genesisConfig, "Org1MSP") // the SDK names anchor peers' orgs by group
 	anchors := cfg.AnchorPeers()
-	if len(anchors) != 1 || anchors[0].Org != "Org1MSP" || anchors[0].Host != "peer0.org1.example.com" || anchors[0].Port != 7051 {
-		t.Fatalf("anchor peers after the update: %+v", anchors)
+	if len(anchors) != 1 || anchors[0].Org != org1 || anchors[0].Host != "peer0.org1.example.com" || anchors[0].Port != 7051 {
+		for _, a := range anchors {
+			t.Logf("anchor peer %+v", *a)
+		}
+		t.Fatalf("after the update: %d anchor peers, want only %s's peer0.org1.example.com:7051", len(anchors), org1)
 	}
 	block1, err := rc.QueryConfigBlockFromOrderer(channelID, resmgmt.WithOrdererEndpoint(ordererName))
 	if err != nil {
@@ -147,8 +160,8 @@ func TestSDKCreatesChannelAndFetchesGenesis(t *testing.T) {
 	if block1.Header.Number != 1 || len(block1.Data.Data) != 1 {
 		t.Fatalf("config block after the update: number %d with %d transactions, want block 1 alone", block1.Header.Number, len(block1.Data.Data))
 	}
-	if _, env := configEnvelope(t, block1.Data.Data[0]); env.Config.Sequence != 1 {
-		t.Fatalf("config sequence after the update is %d, want 1", env.Config.Sequence)
+	if _, env := configEnvelope(t, block1.Data.Data[0]); env.Config.Sequence != 2 {
+		t.Fatalf("config sequence after the update is %d, want 2", env.Config.Sequence)
 	}
 }
 
@@ -214,7 +227,7 @@ func anchorPeerUpdate(t *testing.T, configBlock *cb.Block, host string, port int
 		t.Fatalf("config from block: %v", err)
 	}
 	updated := proto.Clone(current).(*cb.Config)
-	org := updated.ChannelGroup.Groups["Application"].Groups["Org1MSP"]
+	_, org := applicationOrg(t, updated, "Org1MSP")
 	anchors, err := proto.Marshal(&pb.AnchorPeers{AnchorPeers: []*pb.AnchorPeer{{Host: host, Port: port}}})
 	if err != nil {
 		t.Fatal(err)
@@ -228,6 +241,25 @@ func anchorPeerUpdate(t *testing.T, configBlock *cb.Block, host string, port int
 		Header: &cb.Header{ChannelHeader: marshal(t, &cb.ChannelHeader{Type: int32(cb.HeaderType_CONFIG_UPDATE), ChannelId: channelID})},
 		Data:   marshal(t, &cb.ConfigUpdateEnvelope{ConfigUpdate: marshal(t, update)}),
 	})})
+}
+
+// applicationOrg finds an application org's config group by MSP ID: group names are the
+// org names of configtx.yaml (kord's dev network says Org1), not MSP IDs.
+func applicationOrg(t *testing.T, c *cb.Config, mspID string) (string, *cb.ConfigGroup) {
+	t.Helper()
+	for name, g := range c.GetChannelGroup().GetGroups()["Application"].GetGroups() {
+		v, ok := g.Values["MSP"]
+		if !ok {
+			continue
+		}
+		m := &mspproto.MSPConfig{}
+		unmarshal(t, v.Value, m)
+		if mspName(t, m.Config) == mspID {
+			return name, g
+		}
+	}
+	t.Fatalf("no application org with MSP ID %s in the channel config", mspID)
+	return "", nil
 }
 
 // configEnvelope opens a CONFIG transaction: its channel header and config envelope.
