@@ -8,7 +8,7 @@ FUZZTIME            ?= 10s
 VERSION             ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS             := -X github.com/kordhq/kord/orderer/server.Version=$(VERSION)
 
-.PHONY: build run test lint unit fuzz clean
+.PHONY: build run test lint unit fuzz clean test-sdk
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/orderer ./cmd/orderer
@@ -39,6 +39,11 @@ fuzz:
 	      { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
 	  done; \
 	done
+
+# Hyperledger's fabric-sdk-go v1.0.0 against kord; a module of its own so that the SDK's old
+# dependencies stay out of kord's go.mod.
+test-sdk:
+	cd integration/fabricsdk && $(GO) test -count=1 -timeout 15m ./...
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
