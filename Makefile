@@ -18,8 +18,9 @@ run: build
 	$(BIN)/orderer dev --dir .kord-dev
 
 # test: formatting, vet, staticcheck, the whole suite under the race detector (unit,
-# conformance replay, integration on in-process Kafka over TCP), then a short fuzz pass.
-test: lint unit fuzz
+# conformance replay, integration on in-process Kafka over TCP), a short fuzz pass, then
+# Hyperledger's own Go SDK against kord.
+test: lint unit fuzz test-sdk
 
 unit:
 	$(GO) test -race -count=1 -timeout 30m ./...
