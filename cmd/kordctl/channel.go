@@ -121,20 +121,32 @@ func runChannel(ctx context.Context, args []string) error {
 	return usageError{fmt.Sprintf("unknown channel sub-command %q (want create, update or fetch)", args[0])}
 }
 
-// broadcastConfig signs a CONFIG_UPDATE envelope with every signer and broadcasts it.
+// broadcastConfig signs a CONFIG_UPDATE envelope with every signer and broadcasts it. A
+// SERVICE_UNAVAILABLE answer (e.g. a channel created a moment ago whose chain is still
+// connecting to Kafka) is retried until ctx ends; any other refusal is final.
 func broadcastConfig(ctx context.Context, conn *grpc.ClientConn, env *cb.Envelope, signers []client.Signer) error {
-	signed, err := client.SignConfigUpdate(env, signers...)
-	if err != nil {
-		return err
+	for {
+		signed, err := client.SignConfigUpdate(env, signers...)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Broadcast(ctx, conn, signed)
+		if err != nil {
+			return fmt.Errorf("broadcast: %w", err)
+		}
+		switch resp.Status {
+		case cb.Status_SUCCESS:
+			return nil
+		case cb.Status_SERVICE_UNAVAILABLE:
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("orderer unavailable: %s (gave up: %v)", resp.Info, ctx.Err())
+			case <-time.After(500 * time.Millisecond):
+			}
+		default:
+			return fmt.Errorf("orderer refused the config update: %s: %s", resp.Status, resp.Info)
+		}
 	}
-	resp, err := client.Broadcast(ctx, conn, signed)
-	if err != nil {
-		return fmt.Errorf("broadcast: %w", err)
-	}
-	if resp.Status != cb.Status_SUCCESS {
-		return fmt.Errorf("orderer refused the config update: %s: %s", resp.Status, resp.Info)
-	}
-	return nil
 }
 
 func readEnvelope(path string) (*cb.Envelope, error) {
