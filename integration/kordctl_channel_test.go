@@ -20,33 +20,33 @@ import (
 )
 
 var (
-	kordctlOnce sync.Once
-	kordctlBin  string
-	kordctlErr  error
+	ctlOnce sync.Once
+	ctlBin  string
+	ctlErr  error
 )
 
-// kordctl builds cmd/kordctl once per test binary.
-func kordctl(t *testing.T) string {
+// kordctlPath builds cmd/kordctl once per test binary.
+func kordctlPath(t *testing.T) string {
 	t.Helper()
-	kordctlOnce.Do(func() {
-		kordctlBin = filepath.Join(filepath.Dir(ordererBin), "kordctl")
-		out, err := exec.Command("go", "build", "-o", kordctlBin, "github.com/kordhq/kord/cmd/kordctl").CombinedOutput()
+	ctlOnce.Do(func() {
+		ctlBin = filepath.Join(filepath.Dir(ordererBin), "kordctl")
+		out, err := exec.Command("go", "build", "-o", ctlBin, "github.com/kordhq/kord/cmd/kordctl").CombinedOutput()
 		if err != nil {
-			kordctlErr = err
+			ctlErr = err
 			t.Logf("%s", out)
 		}
 	})
-	if kordctlErr != nil {
-		t.Fatalf("building kordctl: %v", kordctlErr)
+	if ctlErr != nil {
+		t.Fatalf("building kordctl: %v", ctlErr)
 	}
-	return kordctlBin
+	return ctlBin
 }
 
 func runKordctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kordctl(t), args...)
+	cmd := exec.CommandContext(ctx, kordctlPath(t), args...)
 	cmd.Env = cleanEnviron()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
