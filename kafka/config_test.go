@@ -3,6 +3,8 @@ package kafka
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +15,8 @@ import (
 // TestBaseConfigMapsOptions checks that every orderer.yaml Kafka setting reaches sarama.
 func TestBaseConfigMapsOptions(t *testing.T) {
 	caPEM, certPEM, keyPEM := testPKI(t)
-	var logs bytes.Buffer
 	o := Options{
 		Brokers:              []string{"127.0.0.1:1"},
-		Verbose:              true,
 		DialTimeout:          3 * time.Second,
 		ReadTimeout:          4 * time.Second,
 		WriteTimeout:         5 * time.Second,
@@ -27,7 +27,6 @@ func TestBaseConfigMapsOptions(t *testing.T) {
 		ConsumerRetryBackoff: 3 * time.Second,
 		TLS:                  TLSOptions{Enabled: true, CertPEM: certPEM, KeyPEM: keyPEM, RootCAsPEM: [][]byte{caPEM}},
 		SASL:                 SASLOptions{Enabled: true, User: "u", Password: "p"},
-		Logger:               slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}.withDefaults()
 	conf, err := baseConfig(o)
 	if err != nil {
@@ -61,9 +60,28 @@ func TestBaseConfigMapsOptions(t *testing.T) {
 	if conf.Net.TLS.Config.RootCAs == nil {
 		t.Error("Net.TLS root CAs not set")
 	}
-	// Kafka.Verbose routes sarama's logger to the orderer's log, under its own logger name.
-	sarama.Logger.Printf("hello from %s", "sarama")
-	if !strings.Contains(logs.String(), "hello from sarama") || !strings.Contains(logs.String(), "orderer.consensus.kafka.sarama") {
-		t.Errorf("sarama's log line did not reach the orderer's log: %q", logs.String())
+}
+
+// TestVerboseRoutesSaramaLog: Kafka.Verbose sends sarama's own log lines to the orderer's log,
+// under the logger orderer.consensus.kafka.sarama. sarama's logger is a process-wide variable
+// read by its goroutines, so the check runs in a process of its own, with no client around.
+func TestVerboseRoutesSaramaLog(t *testing.T) {
+	if os.Getenv("KORD_TEST_VERBOSE_CHILD") == "1" {
+		var logs bytes.Buffer
+		o := Options{Brokers: []string{"127.0.0.1:1"}, Verbose: true,
+			Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}.withDefaults()
+		if _, err := baseConfig(o); err != nil {
+			t.Fatal(err)
+		}
+		sarama.Logger.Printf("hello from %s", "sarama")
+		if !strings.Contains(logs.String(), "hello from sarama") || !strings.Contains(logs.String(), "orderer.consensus.kafka.sarama") {
+			t.Fatalf("sarama's log line did not reach the orderer's log: %q", logs.String())
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestVerboseRoutesSaramaLog$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "KORD_TEST_VERBOSE_CHILD=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }
