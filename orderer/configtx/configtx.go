@@ -393,7 +393,7 @@ func (v *Validator) apply(cue *cb.ConfigUpdateEnvelope) (*cb.ConfigGroup, error)
 	if len(delta) == 0 {
 		return nil, errors.New("the update changes nothing: every element of its write set is at the version of its read set")
 	}
-	signed, err := configUpdateSignedData(cue)
+	signed, err := policy.ConfigUpdateSignedData(cue)
 	if err != nil {
 		return nil, err
 	}
@@ -465,20 +465,4 @@ func sortedKeys(m map[string]element) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// configUpdateSignedData lists the signatures of a config update: each signs its signature
-// header followed by the update.
-func configUpdateSignedData(cue *cb.ConfigUpdateEnvelope) ([]*policy.SignedData, error) {
-	out := make([]*policy.SignedData, 0, len(cue.Signatures))
-	for i, cs := range cue.Signatures {
-		shdr := &cb.SignatureHeader{}
-		if err := proto.Unmarshal(cs.GetSignatureHeader(), shdr); err != nil {
-			return nil, fmt.Errorf("config update signature %d: signature header: %w", i, err)
-		}
-		data := make([]byte, 0, len(cs.SignatureHeader)+len(cue.ConfigUpdate))
-		data = append(append(data, cs.SignatureHeader...), cue.ConfigUpdate...)
-		out = append(out, &policy.SignedData{Data: data, Identity: shdr.Creator, Signature: cs.Signature})
-	}
-	return out, nil
 }
