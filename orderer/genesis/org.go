@@ -2,6 +2,8 @@ package genesis
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -53,8 +55,8 @@ func sigPolicy(format, mspID string) configtx.Policy {
 }
 
 // OrgFromMSPDir builds an organization from a verifying MSP directory
-// (cacerts, intermediatecerts, admincerts, tlscacerts, tlsintermediatecerts,
-// config.yaml) with OrdererOrgPolicies. Callers set OrdererEndpoints or
+// (cacerts, intermediatecerts, admincerts, crls, tlscacerts,
+// tlsintermediatecerts, config.yaml) with OrdererOrgPolicies. Callers set OrdererEndpoints or
 // AnchorPeers and may replace the policies.
 func OrgFromMSPDir(name, id, mspDir string) (configtx.Organization, error) {
 	if name == "" || id == "" {
@@ -93,6 +95,12 @@ func mspFromDir(id, dir string) (configtx.MSP, error) {
 			return configtx.MSP{}, err
 		}
 	}
+	// configtxgen puts the CRLs of the directory into the channel config; an
+	// organization that revoked a certificate must not lose that in its
+	// genesis block.
+	if m.RevocationList, err = crlsInDir(filepath.Join(dir, "crls")); err != nil {
+		return configtx.MSP{}, err
+	}
 	if err := applyMSPConfigYAML(&m, dir); err != nil {
 		return configtx.MSP{}, err
 	}
@@ -126,6 +134,50 @@ func certsInDir(dir string, required bool) ([]*x509.Certificate, error) {
 		certs = append(certs, c...)
 	}
 	return certs, nil
+}
+
+// crlsInDir reads the CRLs of dir, one per file in file name order as
+// Fabric reads them (the first PEM block of each file; files without PEM
+// are skipped, like Fabric's loader does).
+func crlsInDir(dir string) ([]*pkix.CertificateList, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	var crls []*pkix.CertificateList
+	for _, n := range names {
+		path := filepath.Join(dir, n)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading CRL: %w", err)
+		}
+		block, _ := pem.Decode(raw)
+		if block == nil {
+			continue
+		}
+		if block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("%s: PEM block is %q, want \"X509 CRL\"", path, block.Type)
+		}
+		if _, err := x509.ParseRevocationList(block.Bytes); err != nil {
+			return nil, fmt.Errorf("parsing CRL %s: %w", path, err)
+		}
+		crl := &pkix.CertificateList{}
+		if rest, err := asn1.Unmarshal(block.Bytes, crl); err != nil || len(rest) != 0 {
+			return nil, fmt.Errorf("parsing CRL %s: not a single DER CertificateList (%v)", path, err)
+		}
+		crls = append(crls, crl)
+	}
+	return crls, nil
 }
 
 func readCerts(path string) ([]*x509.Certificate, error) {
