@@ -207,6 +207,31 @@ func readCerts(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// issuingCA is the one CA of m that can issue identities: Fabric accepts
+// only identities issued by a CA at the bottom of the MSP's tree (one that
+// issued none of its intermediate CAs), so the root of an MSP without
+// intermediates, or its single bottom intermediate. An OU identifier bound to
+// it is equivalent to one bound to no CA; with several, there is no such CA.
+func issuingCA(m *configtx.MSP) (*x509.Certificate, error) {
+	var bottom []*x509.Certificate
+	for _, ca := range append(append([]*x509.Certificate{}, m.RootCerts...), m.IntermediateCerts...) {
+		issuer := false
+		for _, ic := range m.IntermediateCerts {
+			if ic != ca && ic.CheckSignatureFrom(ca) == nil {
+				issuer = true
+				break
+			}
+		}
+		if !issuer {
+			bottom = append(bottom, ca)
+		}
+	}
+	if len(bottom) != 1 {
+		return nil, fmt.Errorf("the MSP has %d CAs that issue identities, and a channel config generated here cannot leave an OU identifier unbound: name the issuing CA's certificate", len(bottom))
+	}
+	return bottom[0], nil
+}
+
 type ouIdentifierYAML struct {
 	Certificate                  string `yaml:"Certificate"`
 	OrganizationalUnitIdentifier string `yaml:"OrganizationalUnitIdentifier"`
@@ -245,9 +270,13 @@ func applyMSPConfigYAML(m *configtx.MSP, dir string) error {
 		id := membership.OUIdentifier{OrganizationalUnitIdentifier: y.OrganizationalUnitIdentifier}
 		if y.Certificate == "" {
 			// Fabric reads an identifier without a certificate as "any of the
-			// MSP's CAs". fabric-config needs one, and with a single root (the
-			// usual case) the first root means the same thing.
-			id.Certificate = m.RootCerts[0]
+			// MSP's CAs". fabric-config needs one; the CA that issues the
+			// MSP's identities means the same thing when there is one.
+			ca, err := issuingCA(m)
+			if err != nil {
+				return membership.OUIdentifier{}, fmt.Errorf("%s %s has no Certificate: %w", path, what, err)
+			}
+			id.Certificate = ca
 			return id, nil
 		}
 		certPath := y.Certificate

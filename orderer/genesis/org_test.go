@@ -99,3 +99,56 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestNodeOUsWithoutCertificate: config.yaml may leave a NodeOU identifier's Certificate out,
+// which Fabric reads as "any CA of the MSP". The genesis block binds it to the CA that issues
+// the MSP's identities (the intermediate when there is one), so the organization's client is
+// still classified as a client; with two issuing CAs that cannot be expressed, which is an
+// error naming the file rather than a binding that refuses half the organization.
+func TestNodeOUsWithoutCertificate(t *testing.T) {
+	const unbound = "NodeOUs:\n  Enable: true\n" +
+		"  ClientOUIdentifier: {OrganizationalUnitIdentifier: client}\n" +
+		"  PeerOUIdentifier: {OrganizationalUnitIdentifier: peer}\n" +
+		"  AdminOUIdentifier: {OrganizationalUnitIdentifier: admin}\n" +
+		"  OrdererOUIdentifier: {OrganizationalUnitIdentifier: orderer}\n"
+	for _, org := range []*msptest.Org{msptest.NewOrgWithIntermediate(t, "Org1MSP"), msptest.NewOrg(t, "Org2MSP")} {
+		dir := t.TempDir()
+		org.WriteMSPDir(t, dir, true)
+		writeFile(t, dir+"/config.yaml", unbound)
+		p := testProfile(t)
+		p.ConsortiumOrgs = []OrgSpec{{Name: "Org", ID: org.MSPID, MSPDir: dir}}
+		block, err := SystemChannelBlock(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ConfigFromBlock(block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := &mspproto.MSPConfig{}
+		value(t, cfg.ChannelGroup.Groups["Consortiums"].Groups[DefaultConsortium].Groups["Org"], "MSP", conf)
+		m, err := msp.New(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := m.DeserializeIdentity(org.Client.Serialize())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := id.Validate(); err != nil {
+			t.Errorf("%s: client not valid: %v", org.MSPID, err)
+		}
+		if err := id.SatisfiesPrincipal(msptest.RolePrincipal(org.MSPID, mspproto.MSPRole_CLIENT)); err != nil {
+			t.Errorf("%s: client not classified as a client: %v", org.MSPID, err)
+		}
+	}
+
+	org := msptest.NewOrg(t, "Org3MSP")
+	dir := t.TempDir()
+	org.WriteMSPDir(t, dir, true)
+	writeFile(t, dir+"/config.yaml", unbound)
+	writeFile(t, dir+"/cacerts/second.pem", string(msptest.NewRootCA(t, "second").CertPEM))
+	if _, err := OrgFromMSPDir("Org3", "Org3MSP", dir); err == nil || !strings.Contains(err.Error(), "config.yaml") || !strings.Contains(err.Error(), "2 CAs") {
+		t.Fatalf("two roots and an unbound NodeOU: %v", err)
+	}
+}
