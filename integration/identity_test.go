@@ -112,7 +112,6 @@ func (l *logBuffer) Len() int {
 // Org1 (identities from an intermediate CA), Org2 and Org3 (from their root CA), each with
 // NodeOUs and a CRL revoking one of its certificates.
 type idNet struct {
-	t                *testing.T
 	srv              *server.Server
 	logs             *logBuffer
 	conn             *grpc.ClientConn
@@ -138,7 +137,6 @@ func newIDNet(t *testing.T) *idNet {
 	ordOrg := spec.OrdererOrgs[0]
 	ordDir := mspgen.OrdererOrgDir(cryptoDir, ordOrg.Domain)
 	n := &idNet{
-		t:    t,
 		logs: &logBuffer{},
 		org1: msptest.NewOrgWithIntermediate(t, "Org1MSP"),
 		org2: msptest.NewOrg(t, "Org2MSP"),
@@ -275,7 +273,7 @@ func newIDNet(t *testing.T) *idNet {
 		}
 	}
 	for {
-		st, got := n.deliver(ctx, as(n.org1.Client), client.Specified(0), client.Specified(0), ab.SeekInfo_FAIL_IF_NOT_READY)
+		st, got := n.deliver(ctx, t, as(n.org1.Client), client.Specified(0), client.Specified(0), ab.SeekInfo_FAIL_IF_NOT_READY)
 		if st == cb.Status_SUCCESS && len(got) == 1 {
 			break
 		}
@@ -287,7 +285,7 @@ func newIDNet(t *testing.T) *idNet {
 	}
 	// Broadcast refuses until the new chain is connected: wait for a first transaction.
 	for {
-		resp, err := n.broadcast(ctx, as(n.org1.Client))
+		resp, err := n.broadcast(ctx, t, as(n.org1.Client))
 		if err == nil && resp.Status == cb.Status_SUCCESS {
 			break
 		}
@@ -334,56 +332,56 @@ func envelope(s client.Signer, t cb.HeaderType, channelID string, data, tlsHash 
 }
 
 // broadcast sends an ENDORSER_TRANSACTION signed by s to the channel.
-func (n *idNet) broadcast(ctx context.Context, s client.Signer) (*ab.BroadcastResponse, error) {
-	n.t.Helper()
-	env, err := envelope(s, cb.HeaderType_ENDORSER_TRANSACTION, idChannel, []byte("tx by "+string(s.Serialize()[:8])), nil)
+func (n *idNet) broadcast(ctx context.Context, t *testing.T, s client.Signer) (*ab.BroadcastResponse, error) {
+	t.Helper()
+	env, err := envelope(s, cb.HeaderType_ENDORSER_TRANSACTION, idChannel, []byte("a transaction"), nil)
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return client.Broadcast(ctx, n.conn, env)
 }
 
 // seek is a Deliver request signed by s, bound to the client's TLS certificate.
-func (n *idNet) seek(s client.Signer, start, stop *ab.SeekPosition, behavior ab.SeekInfo_SeekBehavior) *cb.Envelope {
-	n.t.Helper()
+func (n *idNet) seek(t *testing.T, s client.Signer, start, stop *ab.SeekPosition, behavior ab.SeekInfo_SeekBehavior) *cb.Envelope {
+	t.Helper()
 	data, err := proto.Marshal(&ab.SeekInfo{Start: start, Stop: stop, Behavior: behavior})
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
 	env, err := envelope(s, cb.HeaderType_DELIVER_SEEK_INFO, idChannel, data, n.tlsHash)
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return env
 }
 
 // deliver sends one request and returns its final status and the blocks received.
-func (n *idNet) deliver(ctx context.Context, s client.Signer, start, stop *ab.SeekPosition, behavior ab.SeekInfo_SeekBehavior) (cb.Status, []*cb.Block) {
-	n.t.Helper()
-	return n.deliverEnv(ctx, n.seek(s, start, stop, behavior))
+func (n *idNet) deliver(ctx context.Context, t *testing.T, s client.Signer, start, stop *ab.SeekPosition, behavior ab.SeekInfo_SeekBehavior) (cb.Status, []*cb.Block) {
+	t.Helper()
+	return n.deliverEnv(ctx, t, n.seek(t, s, start, stop, behavior))
 }
 
-func (n *idNet) deliverEnv(ctx context.Context, env *cb.Envelope) (cb.Status, []*cb.Block) {
-	n.t.Helper()
+func (n *idNet) deliverEnv(ctx context.Context, t *testing.T, env *cb.Envelope) (cb.Status, []*cb.Block) {
+	t.Helper()
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var got []*cb.Block
 	st, err := client.Deliver(dctx, n.conn, env, func(b *cb.Block) error { got = append(got, b); return nil })
 	if err != nil {
-		n.t.Fatalf("deliver: %v", err)
+		t.Fatalf("deliver: %v", err)
 	}
 	return st, got
 }
 
 // stillServing checks that a good client (Org1's client) is served both ways.
-func (n *idNet) stillServing(ctx context.Context) {
-	n.t.Helper()
+func (n *idNet) stillServing(ctx context.Context, t *testing.T) {
+	t.Helper()
 	good := as(n.org1.Client)
-	if resp, err := n.broadcast(ctx, good); err != nil || resp.Status != cb.Status_SUCCESS {
-		n.t.Fatalf("a good client's Broadcast: %v %v", resp, err)
+	if resp, err := n.broadcast(ctx, t, good); err != nil || resp.Status != cb.Status_SUCCESS {
+		t.Fatalf("a good client's Broadcast: %v %v", resp, err)
 	}
-	if st, got := n.deliver(ctx, good, client.Newest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY); st != cb.Status_SUCCESS || len(got) != 1 {
-		n.t.Fatalf("a good client's Deliver: %s with %d blocks", st, len(got))
+	if st, got := n.deliver(ctx, t, good, client.Newest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY); st != cb.Status_SUCCESS || len(got) != 1 {
+		t.Fatalf("a good client's Deliver: %s with %d blocks", st, len(got))
 	}
 }
 
@@ -397,24 +395,24 @@ func (n *idNet) logSince(off int) string {
 }
 
 // configOf is the channel's current config, read through Deliver as a client reads it.
-func (n *idNet) configOf(ctx context.Context) *channelconfig.Values {
-	n.t.Helper()
+func (n *idNet) configOf(ctx context.Context, t *testing.T) *channelconfig.Values {
+	t.Helper()
 	reader := as(n.org1.Client)
-	st, got := n.deliver(ctx, reader, client.Newest(), client.Newest(), ab.SeekInfo_FAIL_IF_NOT_READY)
+	st, got := n.deliver(ctx, t, reader, client.Newest(), client.Newest(), ab.SeekInfo_FAIL_IF_NOT_READY)
 	if st != cb.Status_SUCCESS || len(got) != 1 {
-		n.t.Fatalf("newest block: %s", st)
+		t.Fatalf("newest block: %s", st)
 	}
 	idx, err := blocks.LastConfigIndex(got[0])
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
-	st, got = n.deliver(ctx, reader, client.Specified(idx), client.Specified(idx), ab.SeekInfo_FAIL_IF_NOT_READY)
+	st, got = n.deliver(ctx, t, reader, client.Specified(idx), client.Specified(idx), ab.SeekInfo_FAIL_IF_NOT_READY)
 	if st != cb.Status_SUCCESS || len(got) != 1 {
-		n.t.Fatalf("config block %d: %s", idx, st)
+		t.Fatalf("config block %d: %s", idx, st)
 	}
 	v, err := channelconfig.FromBlock(got[0])
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return v
 }
@@ -425,14 +423,14 @@ type follower struct {
 	done   chan cb.Status // the final status (or -1 if the stream broke)
 }
 
-func (n *idNet) follow(ctx context.Context, s client.Signer) *follower {
-	n.t.Helper()
+func (n *idNet) follow(ctx context.Context, t *testing.T, s client.Signer) *follower {
+	t.Helper()
 	stream, err := ab.NewAtomicBroadcastClient(n.conn).Deliver(ctx)
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
-	if err := stream.Send(n.seek(s, client.Newest(), client.Specified(client.MaxBlock), ab.SeekInfo_BLOCK_UNTIL_READY)); err != nil {
-		n.t.Fatal(err)
+	if err := stream.Send(n.seek(t, s, client.Newest(), client.Specified(client.MaxBlock), ab.SeekInfo_BLOCK_UNTIL_READY)); err != nil {
+		t.Fatal(err)
 	}
 	f := &follower{blocks: make(chan uint64, 1000), done: make(chan cb.Status, 1)}
 	go func() {
@@ -538,7 +536,7 @@ func TestIdentities(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, err := n.broadcast(ctx, c.s)
+			resp, err := n.broadcast(ctx, t, c.s)
 			if err != nil {
 				t.Fatalf("Broadcast: %v", err)
 			}
@@ -548,7 +546,7 @@ func TestIdentities(t *testing.T) {
 				t.Logf("Broadcast: %s: %s", resp.Status, resp.Info)
 			}
 			off := n.logs.Len()
-			st, got := n.deliver(ctx, c.s, client.Newest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY)
+			st, got := n.deliver(ctx, t, c.s, client.Newest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY)
 			if st != c.dStatus || (st == ok) != (len(got) == 1) {
 				t.Errorf("Deliver: %s with %d blocks; want %s", st, len(got), c.dStatus)
 			}
@@ -560,7 +558,7 @@ func TestIdentities(t *testing.T) {
 					t.Logf("Deliver: %s: %s", st, line)
 				}
 			}
-			n.stillServing(ctx)
+			n.stillServing(ctx, t)
 		})
 	}
 
@@ -570,10 +568,10 @@ func TestIdentities(t *testing.T) {
 		expiry := time.Now().Add(6 * time.Second)
 		shortLived := as(n.org1.Issue(t, "short-lived@Org1MSP", msptest.CertOptions{OUs: []string{msptest.OUClient}, NotAfter: expiry}))
 		expiry = shortLived.id.Cert.NotAfter
-		f := n.follow(ctx, shortLived)
+		f := n.follow(ctx, t, shortLived)
 		first := f.next(t, ctx)
 		// While the certificate is valid, the stream gets the blocks written.
-		if resp, err := n.broadcast(ctx, as(n.org1.Client)); err != nil || resp.Status != ok {
+		if resp, err := n.broadcast(ctx, t, as(n.org1.Client)); err != nil || resp.Status != ok {
 			t.Fatalf("Broadcast: %v %v", resp, err)
 		}
 		if b := f.next(t, ctx); b <= first {
@@ -593,7 +591,7 @@ func TestIdentities(t *testing.T) {
 			}
 		}
 		off := n.logs.Len()
-		if resp, err := n.broadcast(ctx, as(n.org1.Client)); err != nil || resp.Status != ok {
+		if resp, err := n.broadcast(ctx, t, as(n.org1.Client)); err != nil || resp.Status != ok {
 			t.Fatalf("Broadcast: %v %v", resp, err)
 		}
 		st, got := f.end(t, ctx)
@@ -603,10 +601,10 @@ func TestIdentities(t *testing.T) {
 		if log := n.logSince(off); !strings.Contains(log, "expired") {
 			t.Errorf("no log of the expiry: %s", log)
 		}
-		if resp, err := n.broadcast(ctx, shortLived); err != nil || resp.Status != badRequest || !strings.Contains(resp.Info, "expired") {
+		if resp, err := n.broadcast(ctx, t, shortLived); err != nil || resp.Status != badRequest || !strings.Contains(resp.Info, "expired") {
 			t.Errorf("Broadcast by the expired certificate: %v %v; want BAD_REQUEST naming the expiry", resp, err)
 		}
-		n.stillServing(ctx)
+		n.stillServing(ctx, t)
 	})
 
 	t.Run("Deliver bound to the client TLS certificate", func(t *testing.T) {
@@ -630,7 +628,7 @@ func TestIdentities(t *testing.T) {
 				t.Fatal(err)
 			}
 			off := n.logs.Len()
-			st, _ := n.deliverEnv(ctx, env)
+			st, _ := n.deliverEnv(ctx, t, env)
 			if st != c.status {
 				t.Errorf("%s: %s, want %s", c.name, st, c.status)
 			}
@@ -638,15 +636,15 @@ func TestIdentities(t *testing.T) {
 				t.Errorf("%s: refusal logged as %q, want %q", c.name, refusalLine(n.logSince(off)), c.reason)
 			}
 		}
-		n.stillServing(ctx)
+		n.stillServing(ctx, t)
 	})
 
 	t.Run("Deliver stream losing its read permission", func(t *testing.T) {
 		reader := as(n.org2.Client)
-		f := n.follow(ctx, reader)
+		f := n.follow(ctx, t, reader)
 		f.next(t, ctx)
 		// Org2's admin restricts Org2's Readers to admins: Org2's client no longer reads.
-		cfg := n.configOf(ctx)
+		cfg := n.configOf(ctx, t)
 		upd, err := client.ComputeUpdate(cfg.Config, idChannel, func(tx *fconfigtx.ConfigTx) error {
 			return tx.Application().Organization("Org2").SetPolicy("Readers", fconfigtx.Policy{Type: fconfigtx.SignaturePolicyType, Rule: "OR('Org2MSP.admin')"})
 		})
@@ -668,7 +666,7 @@ func TestIdentities(t *testing.T) {
 		if log := n.logSince(off); !strings.Contains(log, "/Channel/Readers") {
 			t.Errorf("no log naming /Channel/Readers: %s", log)
 		}
-		after := n.configOf(ctx)
+		after := n.configOf(ctx, t)
 		if after.Sequence != cfg.Sequence+1 {
 			t.Fatalf("config sequence %d after the update, want %d", after.Sequence, cfg.Sequence+1)
 		}
@@ -676,15 +674,15 @@ func TestIdentities(t *testing.T) {
 			s    *signer
 			want cb.Status
 		}{{reader, forbidden}, {as(n.org2.Peer), forbidden}, {as(n.org2.Admin), ok}, {as(n.org1.Peer), ok}} {
-			if st, _ := n.deliver(ctx, c.s, client.Newest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY); st != c.want {
+			if st, _ := n.deliver(ctx, t, c.s, client.Newest(), client.Newest(), ab.SeekInfo_BLOCK_UNTIL_READY); st != c.want {
 				t.Errorf("%s after the update: Deliver %s, want %s", c.s.id.Cert.Subject.CommonName, st, c.want)
 			}
 		}
 		// Writers did not change: Org2's client still writes.
-		if resp, err := n.broadcast(ctx, reader); err != nil || resp.Status != ok {
+		if resp, err := n.broadcast(ctx, t, reader); err != nil || resp.Status != ok {
 			t.Errorf("Org2 client's Broadcast after the update: %v %v", resp, err)
 		}
-		n.stillServing(ctx)
+		n.stillServing(ctx, t)
 	})
 }
 
