@@ -38,9 +38,10 @@ type Registrar interface {
 	Authorize(env *cb.Envelope, p *msgprocessor.Parsed) (Access, error)
 }
 
-// Access is a request's read permission. Check is called before the first block and before
-// each following one: it fails once the client's certificate has expired, or when a config
-// change took the client's read permission away, which ends the stream with FORBIDDEN.
+// Access is a request's read permission. Check is called when the request arrives and again
+// for each block, once the block is read and before it is sent: it fails once the client's
+// certificate has expired, or when a config change took the client's read permission away,
+// which ends the stream with FORBIDDEN.
 type Access interface {
 	Check() error
 }
@@ -133,12 +134,6 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 		if req.failIfNotReady && n >= req.chain.Height() {
 			return cb.Status_NOT_FOUND, nil
 		}
-		if err := req.access.Check(); err != nil {
-			if h.Log != nil {
-				h.Log.Warn("deliver client not authorized", "block", n, "reason", err)
-			}
-			return cb.Status_FORBIDDEN, nil
-		}
 		b, err := req.chain.Block(ctx, n)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -151,6 +146,15 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 				h.Log.Warn("deliver read failed", "block", n, "err", err)
 			}
 			return cb.Status_SERVICE_UNAVAILABLE, nil
+		}
+		// As in Fabric, access is re-checked with the block at hand, just before sending it: a
+		// block written after the client's certificate expired, or after a config change took
+		// its read access away (the config block that did so included), is not sent.
+		if err := req.access.Check(); err != nil {
+			if h.Log != nil {
+				h.Log.Warn("deliver client no longer authorized", "block", n, "reason", err)
+			}
+			return cb.Status_FORBIDDEN, nil
 		}
 		if err := srv.Send(&ab.DeliverResponse{Type: &ab.DeliverResponse_Block{Block: b}}); err != nil {
 			return 0, err

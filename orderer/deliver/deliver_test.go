@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -225,4 +226,112 @@ func TestStoppingEndsWaitingStreams(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("stream not ended by Stopping")
 	}
+}
+
+// revocable is an Access whose permission a test takes away.
+type revocable struct {
+	mu      sync.Mutex
+	revoked bool
+}
+
+func (a *revocable) revoke() {
+	a.mu.Lock()
+	a.revoked = true
+	a.mu.Unlock()
+}
+
+func (a *revocable) Check() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revoked {
+		return errors.New("revoked")
+	}
+	return nil
+}
+
+type revocableRegistrar struct {
+	chain  *memChain
+	access *revocable
+}
+
+func (r revocableRegistrar) DeliverChannel(id string) (Chain, error) {
+	return registrar{r.chain}.DeliverChannel(id)
+}
+
+func (r revocableRegistrar) Authorize(*cb.Envelope, *msgprocessor.Parsed) (Access, error) {
+	return r.access, nil
+}
+
+// TestAccessCheckedBeforeSending: a stream waiting for the next block when its permission is
+// taken away (certificate expired, config changed) is refused that block, as in Fabric, which
+// evaluates access once the block is read: the block written after the change is not sent.
+func TestAccessCheckedBeforeSending(t *testing.T) {
+	chain := newMemChain(2)
+	access := &revocable{}
+	c := start(t, &Handler{Registrar: revocableRegistrar{chain, access}})
+	type result struct {
+		blocks []uint64
+		status cb.Status
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, st := run(t, c, seek("ch", seekInfo(oldest(), at(5), ab.SeekInfo_BLOCK_UNTIL_READY)))
+		done <- result{got, st}
+	}()
+	time.Sleep(100 * time.Millisecond) // blocks 0 and 1 sent, the stream waits for block 2
+	access.revoke()
+	chain.add()
+	select {
+	case r := <-done:
+		if r.status != cb.Status_FORBIDDEN || len(r.blocks) != 2 {
+			t.Fatalf("got blocks %v and %s; want blocks 0 and 1, then FORBIDDEN without block 2", r.blocks, r.status)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream not ended")
+	}
+}
+
+// FuzzDeliverRequest feeds arbitrary bytes as a Deliver request: the envelope, payload,
+// headers and SeekInfo parsers must answer with a status, never panic, and a request they
+// accept must be a well-formed range.
+func FuzzDeliverRequest(f *testing.F) {
+	for _, env := range []*cb.Envelope{
+		seek("ch", seekInfo(oldest(), newest(), ab.SeekInfo_BLOCK_UNTIL_READY)),
+		seek("ch", seekInfo(at(1), at(3), ab.SeekInfo_FAIL_IF_NOT_READY)),
+		seek("ch", seekInfo(newest(), newest(), ab.SeekInfo_BLOCK_UNTIL_READY)),
+		seek("ch", seekInfo(at(2), oldest(), ab.SeekInfo_BLOCK_UNTIL_READY)),
+		seek("ch", []byte{0xff}),
+		seek("other", nil),
+	} {
+		raw, err := proto.Marshal(env)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
+	chain := newMemChain(3)
+	handlers := []*Handler{
+		{Registrar: registrar{chain}},
+		{Registrar: registrar{chain}, TimeWindow: 15 * time.Minute, MutualTLS: true},
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		env := &cb.Envelope{}
+		if err := proto.Unmarshal(raw, env); err != nil {
+			return
+		}
+		for _, h := range handlers {
+			req, status, reason := h.parse(context.Background(), env)
+			if status != cb.Status_SUCCESS {
+				if reason == "" {
+					t.Fatalf("refusal %s without a reason", status)
+				}
+				continue
+			}
+			if req == nil || req.stop < req.start || req.access == nil || req.chain == nil {
+				t.Fatalf("accepted a malformed request: %+v", req)
+			}
+		}
+	})
 }

@@ -2,6 +2,8 @@ package genesis
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -53,8 +55,8 @@ func sigPolicy(format, mspID string) configtx.Policy {
 }
 
 // OrgFromMSPDir builds an organization from a verifying MSP directory
-// (cacerts, intermediatecerts, admincerts, tlscacerts, tlsintermediatecerts,
-// config.yaml) with OrdererOrgPolicies. Callers set OrdererEndpoints or
+// (cacerts, intermediatecerts, admincerts, crls, tlscacerts,
+// tlsintermediatecerts, config.yaml) with OrdererOrgPolicies. Callers set OrdererEndpoints or
 // AnchorPeers and may replace the policies.
 func OrgFromMSPDir(name, id, mspDir string) (configtx.Organization, error) {
 	if name == "" || id == "" {
@@ -93,6 +95,12 @@ func mspFromDir(id, dir string) (configtx.MSP, error) {
 			return configtx.MSP{}, err
 		}
 	}
+	// configtxgen puts the CRLs of the directory into the channel config; an
+	// organization that revoked a certificate must not lose that in its
+	// genesis block.
+	if m.RevocationList, err = crlsInDir(filepath.Join(dir, "crls")); err != nil {
+		return configtx.MSP{}, err
+	}
 	if err := applyMSPConfigYAML(&m, dir); err != nil {
 		return configtx.MSP{}, err
 	}
@@ -128,6 +136,50 @@ func certsInDir(dir string, required bool) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// crlsInDir reads the CRLs of dir, one per file in file name order as
+// Fabric reads them (the first PEM block of each file; files without PEM
+// are skipped, like Fabric's loader does).
+func crlsInDir(dir string) ([]*pkix.CertificateList, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	var crls []*pkix.CertificateList
+	for _, n := range names {
+		path := filepath.Join(dir, n)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading CRL: %w", err)
+		}
+		block, _ := pem.Decode(raw)
+		if block == nil {
+			continue
+		}
+		if block.Type != "X509 CRL" {
+			return nil, fmt.Errorf("%s: PEM block is %q, want \"X509 CRL\"", path, block.Type)
+		}
+		if _, err := x509.ParseRevocationList(block.Bytes); err != nil {
+			return nil, fmt.Errorf("parsing CRL %s: %w", path, err)
+		}
+		crl := &pkix.CertificateList{}
+		if rest, err := asn1.Unmarshal(block.Bytes, crl); err != nil || len(rest) != 0 {
+			return nil, fmt.Errorf("parsing CRL %s: not a single DER CertificateList (%v)", path, err)
+		}
+		crls = append(crls, crl)
+	}
+	return crls, nil
+}
+
 func readCerts(path string) ([]*x509.Certificate, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -153,6 +205,31 @@ func readCerts(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return certs, nil
+}
+
+// issuingCA is the one CA of m that can issue identities: Fabric accepts
+// only identities issued by a CA at the bottom of the MSP's tree (one that
+// issued none of its intermediate CAs), so the root of an MSP without
+// intermediates, or its single bottom intermediate. An OU identifier bound to
+// it is equivalent to one bound to no CA; with several, there is no such CA.
+func issuingCA(m *configtx.MSP) (*x509.Certificate, error) {
+	var bottom []*x509.Certificate
+	for _, ca := range append(append([]*x509.Certificate{}, m.RootCerts...), m.IntermediateCerts...) {
+		issuer := false
+		for _, ic := range m.IntermediateCerts {
+			if ic != ca && ic.CheckSignatureFrom(ca) == nil {
+				issuer = true
+				break
+			}
+		}
+		if !issuer {
+			bottom = append(bottom, ca)
+		}
+	}
+	if len(bottom) != 1 {
+		return nil, fmt.Errorf("the MSP has %d CAs that issue identities, and a channel config generated here cannot leave an OU identifier unbound: name the issuing CA's certificate", len(bottom))
+	}
+	return bottom[0], nil
 }
 
 type ouIdentifierYAML struct {
@@ -193,9 +270,13 @@ func applyMSPConfigYAML(m *configtx.MSP, dir string) error {
 		id := membership.OUIdentifier{OrganizationalUnitIdentifier: y.OrganizationalUnitIdentifier}
 		if y.Certificate == "" {
 			// Fabric reads an identifier without a certificate as "any of the
-			// MSP's CAs". fabric-config needs one, and with a single root (the
-			// usual case) the first root means the same thing.
-			id.Certificate = m.RootCerts[0]
+			// MSP's CAs". fabric-config needs one; the CA that issues the
+			// MSP's identities means the same thing when there is one.
+			ca, err := issuingCA(m)
+			if err != nil {
+				return membership.OUIdentifier{}, fmt.Errorf("%s %s has no Certificate: %w", path, what, err)
+			}
+			id.Certificate = ca
 			return id, nil
 		}
 		certPath := y.Certificate

@@ -19,6 +19,7 @@ import (
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	mspproto "github.com/hyperledger/fabric-protos-go/msp"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/kordhq/kord/orderer/channelconfig"
 	"github.com/kordhq/kord/orderer/policy"
@@ -59,22 +60,22 @@ func Parse(env *cb.Envelope) (*Parsed, error) {
 	if env == nil || len(env.Payload) == 0 {
 		return nil, fmt.Errorf("%w: envelope has an empty payload", ErrBadRequest)
 	}
-	payload := &cb.Payload{}
-	if err := proto.Unmarshal(env.Payload, payload); err != nil {
+	header, err := payloadHeader(env.Payload)
+	if err != nil {
 		return nil, fmt.Errorf("%w: payload is not a common.Payload: %v", ErrBadRequest, err)
 	}
-	if payload.Header == nil {
+	if header == nil {
 		return nil, fmt.Errorf("%w: payload has no header", ErrBadRequest)
 	}
 	chdr := &cb.ChannelHeader{}
-	if err := proto.Unmarshal(payload.Header.ChannelHeader, chdr); err != nil {
+	if err := proto.Unmarshal(header.ChannelHeader, chdr); err != nil {
 		return nil, fmt.Errorf("%w: channel header is malformed: %v", ErrBadRequest, err)
 	}
-	if len(payload.Header.SignatureHeader) == 0 {
+	if len(header.SignatureHeader) == 0 {
 		return nil, fmt.Errorf("%w: payload has no signature header", ErrPermissionDenied)
 	}
 	shdr := &cb.SignatureHeader{}
-	if err := proto.Unmarshal(payload.Header.SignatureHeader, shdr); err != nil {
+	if err := proto.Unmarshal(header.SignatureHeader, shdr); err != nil {
 		return nil, fmt.Errorf("%w: signature header is malformed: %v", ErrBadRequest, err)
 	}
 	p := &Parsed{ChannelHeader: chdr, Creator: shdr.Creator}
@@ -87,6 +88,57 @@ func Parse(env *cb.Envelope) (*Parsed, error) {
 		p.Class = NormalMsg
 	}
 	return p, nil
+}
+
+// payloadHeader decodes the Header of a marshalled common.Payload, nil if it has none, without
+// copying the payload's data as proto.Unmarshal into a Payload would: ingress reads only the
+// headers, and a transaction's data can be megabytes. It accepts and refuses exactly what
+// proto.Unmarshal does: every field must be well-formed wire format, a field of the wrong wire
+// type is an unknown field, and a Header present several times is merged (the concatenation
+// of its occurrences). TestPayloadHeaderMatchesProto and FuzzParse hold it to that.
+func payloadHeader(b []byte) (*cb.Header, error) {
+	const headerField = 1
+	var raw []byte
+	found, shared := false, true
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		if num > protowire.MaxValidNumber {
+			return nil, fmt.Errorf("field number %d out of range", num)
+		}
+		b = b[n:]
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		if num == headerField && typ != protowire.BytesType {
+			// proto.Unmarshal (golang/protobuf with these APIv1 messages) allocates the
+			// Header before it finds the wire type wrong and keeps the field as unknown.
+			found = true
+		}
+		if num == headerField && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b)
+			switch {
+			case raw == nil:
+				raw, found = v, true
+			case shared:
+				raw, shared = append(append(make([]byte, 0, len(raw)+len(v)), raw...), v...), false
+			default:
+				raw = append(raw, v...)
+			}
+		}
+		b = b[n:]
+	}
+	if !found {
+		return nil, nil
+	}
+	h := &cb.Header{}
+	if err := proto.Unmarshal(raw, h); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // Processor validates the messages of a channel under a given config and turns config
@@ -129,7 +181,7 @@ func (p *Processor) admit(cfg *channelconfig.Values, env *cb.Envelope, parsed *P
 		return fmt.Errorf("%w: message payload is %d bytes and exceeds maximum allowed %d bytes", ErrBadRequest, size, cfg.BatchSize.AbsoluteMaxBytes)
 	}
 	if !p.NoExpirationChecks && cfg.ExpirationCheck() {
-		if exp := ExpiresAt(parsed.Creator); !exp.IsZero() && p.now().After(exp) {
+		if exp := creatorExpiresAt(cfg, parsed.Creator); !exp.IsZero() && p.now().After(exp) {
 			return fmt.Errorf("%w: the creator's certificate expired at %s", ErrBadRequest, exp.UTC().Format(time.RFC3339))
 		}
 	}
@@ -161,6 +213,20 @@ func (p *Processor) now() time.Time {
 		return p.Now()
 	}
 	return time.Now()
+}
+
+// creatorExpiresAt is ExpiresAt without parsing the certificate again when the channel's MSP
+// manager already holds the identity (it caches the identities it deserialized, so the
+// certificate of a returning client is parsed once per config). A creator no MSP of the channel
+// can read still has its certificate parsed here: Fabric checks expiry before membership, so
+// an expired certificate of an unknown organization is BAD_REQUEST too.
+func creatorExpiresAt(cfg *channelconfig.Values, creator []byte) time.Time {
+	if cfg.MSPs != nil {
+		if id, err := cfg.MSPs.Deserialize(creator); err == nil {
+			return id.ExpiresAt()
+		}
+	}
+	return ExpiresAt(creator)
 }
 
 // ExpiresAt is the NotAfter of the X.509 certificate in a serialized identity, or zero when

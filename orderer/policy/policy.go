@@ -10,7 +10,7 @@
 // policy rules be tested with plain fakes and keeps msp free of policy logic. Evaluation calls
 // DeserializeIdentity, Key, Verify and SatisfiesPrincipal, never Validate: as in Fabric, the
 // MSP's principal check validates the identity itself (a MEMBER principal is "a valid
-// identity of this MSP").
+// identity of this MSP"). Validate is called only to explain a refusal (a revoked signer).
 //
 // Verdicts match Fabric v2.5 exactly, quirks included (see rule.eval and implicitMeta.check):
 // in a mixed cluster every orderer must accept and refuse the same messages. Only the error

@@ -172,3 +172,47 @@ func TestNewPolicy(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// invalidIdentity is an identity its MSP does not accept (revoked, say): it signs correctly
+// but satisfies no principal.
+type invalidIdentity struct {
+	Identity
+	err error
+}
+
+func (i invalidIdentity) Validate() error                                 { return i.err }
+func (i invalidIdentity) SatisfiesPrincipal(*mspproto.MSPPrincipal) error { return i.err }
+
+type revokingMSPs struct {
+	*fakeMSPs
+	revoked string
+}
+
+func (m revokingMSPs) DeserializeIdentity(b []byte) (Identity, error) {
+	id, err := m.fakeMSPs.DeserializeIdentity(b)
+	if err == nil && id.(*fakeIdentity).name == m.revoked {
+		return invalidIdentity{id, errors.New("identity alice is not valid: certificate is revoked")}, nil
+	}
+	return id, err
+}
+
+// TestSignaturePolicyErrorNamesInvalidSigners: a signer with a good signature whose identity
+// its MSP refuses is named in the refusal with the MSP's reason, so that an operator sees
+// "revoked" rather than only the rule that was not met.
+func TestSignaturePolicyErrorNamesInvalidSigners(t *testing.T) {
+	msps := revokingMSPs{newFakeMSPs("A", "B"), "alice"}
+	p, err := NewSignaturePolicy(mustDSL(t, "OR('A.member', 'B.admin')"), msps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.EvaluateSignedData([]*SignedData{good("B/bob"), good("A/alice")})
+	want := []string{"2 signatures, valid from [B A]", "#1: identity alice is not valid: certificate is revoked"}
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Fatalf("error %v lacks %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "#0") {
+		t.Fatalf("error %v names the valid signer", err)
+	}
+}

@@ -54,6 +54,7 @@ type signerSet struct {
 	src     *source
 	total   int
 	ids     []Identity
+	idx     []int // the index of each of ids in the signature set
 	skipped []skippedSig
 }
 
@@ -98,6 +99,7 @@ func collectSigners(src *source, sigs []*SignedData) *signerSet {
 		}
 		seen[key] = i
 		s.ids = append(s.ids, id)
+		s.idx = append(s.idx, i)
 	}
 	return s
 }
@@ -143,6 +145,23 @@ func (s *signerSet) describe(b *strings.Builder) {
 		b.WriteString(id.MSPID())
 	}
 	b.WriteString("]")
+	// A signer whose signature verified but whose identity its MSP does not accept (revoked,
+	// no node OU, ...) satisfies no principal, which the rule alone does not explain. Validate
+	// is cached by the MSP and only called here, when the message is formatted: the verdict
+	// does not depend on it.
+	invalid := 0
+	for i, id := range s.ids {
+		err := id.Validate()
+		if err == nil {
+			continue
+		}
+		if invalid == maxListed {
+			b.WriteString("; and more invalid identities")
+			break
+		}
+		fmt.Fprintf(b, "; #%d: %v", s.idx[i], err)
+		invalid++
+	}
 	if len(s.skipped) == 0 {
 		return
 	}

@@ -18,7 +18,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -486,4 +490,45 @@ func ski(pub *ecdsa.PublicKey) []byte {
 
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// WriteMSPDir writes the organization's verifying MSP directory as Fabric lays it out, the
+// input of configtxgen and orderer/genesis: cacerts (the root), intermediatecerts (the
+// issuing CA, when it is an intermediate), crls (the CRL revoking Revoked) and tlscacerts.
+// With nodeOUs, config.yaml enables the four node OUs, each bound to the issuing CA as
+// cryptogen and Fabric CA users write it; without, admincerts holds Admin.
+func (o *Org) WriteMSPDir(tb testing.TB, dir string, nodeOUs bool) {
+	tb.Helper()
+	files := map[string][]byte{
+		"cacerts/ca.pem":       o.Root.CertPEM,
+		"crls/crl.pem":         o.CRL,
+		"tlscacerts/tlsca.pem": o.TLSRoot.CertPEM,
+	}
+	issuer := "cacerts/ca.pem"
+	if o.CA != o.Root {
+		issuer = "intermediatecerts/ica.pem"
+		files[issuer] = o.CA.CertPEM
+	}
+	if nodeOUs {
+		var b strings.Builder
+		b.WriteString("NodeOUs:\n  Enable: true\n")
+		for _, e := range [][2]string{
+			{"ClientOUIdentifier", OUClient}, {"PeerOUIdentifier", OUPeer},
+			{"AdminOUIdentifier", OUAdmin}, {"OrdererOUIdentifier", OUOrderer},
+		} {
+			fmt.Fprintf(&b, "  %s:\n    Certificate: %s\n    OrganizationalUnitIdentifier: %s\n", e[0], issuer, e[1])
+		}
+		files["config.yaml"] = []byte(b.String())
+	} else {
+		files["admincerts/admin.pem"] = o.Admin.CertPEM
+	}
+	for name, data := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			tb.Fatalf("msptest: %v", err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			tb.Fatalf("msptest: %v", err)
+		}
+	}
 }
