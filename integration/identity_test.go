@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/golang/protobuf/proto"
-	"github.com/golang/protobuf/ptypes/timestamp"
 	fconfigtx "github.com/hyperledger/fabric-config/configtx"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
@@ -298,43 +296,10 @@ func newIDNet(t *testing.T) *idNet {
 	return n
 }
 
-// envelope is client.Envelope with the channel header bound to a TLS certificate hash.
-func envelope(s client.Signer, t cb.HeaderType, channelID string, data, tlsHash []byte) (*cb.Envelope, error) {
-	sh, err := s.NewSignatureHeader()
-	if err != nil {
-		return nil, err
-	}
-	txid := sha256.Sum256(append(append([]byte{}, sh.Nonce...), sh.Creator...))
-	now := time.Now()
-	chdr, err := proto.Marshal(&cb.ChannelHeader{
-		Type:        int32(t),
-		ChannelId:   channelID,
-		TxId:        hex.EncodeToString(txid[:]),
-		Timestamp:   &timestamp.Timestamp{Seconds: now.Unix(), Nanos: int32(now.Nanosecond())},
-		TlsCertHash: tlsHash,
-	})
-	if err != nil {
-		return nil, err
-	}
-	shb, err := proto.Marshal(sh)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := proto.Marshal(&cb.Payload{Header: &cb.Header{ChannelHeader: chdr, SignatureHeader: shb}, Data: data})
-	if err != nil {
-		return nil, err
-	}
-	sig, err := s.Sign(payload)
-	if err != nil {
-		return nil, err
-	}
-	return &cb.Envelope{Payload: payload, Signature: sig}, nil
-}
-
 // broadcast sends an ENDORSER_TRANSACTION signed by s to the channel.
 func (n *idNet) broadcast(ctx context.Context, t *testing.T, s client.Signer) (*ab.BroadcastResponse, error) {
 	t.Helper()
-	env, err := envelope(s, cb.HeaderType_ENDORSER_TRANSACTION, idChannel, []byte("a transaction"), nil)
+	env, err := client.BoundEnvelope(s, cb.HeaderType_ENDORSER_TRANSACTION, idChannel, []byte("a transaction"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +313,7 @@ func (n *idNet) seek(t *testing.T, s client.Signer, start, stop *ab.SeekPosition
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := envelope(s, cb.HeaderType_DELIVER_SEEK_INFO, idChannel, data, n.tlsHash)
+	env, err := client.BoundEnvelope(s, cb.HeaderType_DELIVER_SEEK_INFO, idChannel, data, n.tlsHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +588,7 @@ func TestIdentities(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			env, err := envelope(reader, cb.HeaderType_DELIVER_SEEK_INFO, idChannel, data, c.hash)
+			env, err := client.BoundEnvelope(reader, cb.HeaderType_DELIVER_SEEK_INFO, idChannel, data, c.hash)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -107,9 +107,9 @@ func mspFromDir(id, dir string) (configtx.MSP, error) {
 	return m, nil
 }
 
-// certsInDir reads every CERTIFICATE block of every file in dir, in file
-// name order so the generated config is stable across runs.
-func certsInDir(dir string, required bool) ([]*x509.Certificate, error) {
+// filesInDir lists the regular, non-hidden files of dir in name order, so that generated
+// configs are stable across runs. A missing dir is an empty list unless required.
+func filesInDir(dir string, required bool) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) && !required {
 		return nil, nil
@@ -124,6 +124,16 @@ func certsInDir(dir string, required bool) ([]*x509.Certificate, error) {
 		}
 	}
 	sort.Strings(names)
+	return names, nil
+}
+
+// certsInDir reads every CERTIFICATE block of every file in dir, in file
+// name order so the generated config is stable across runs.
+func certsInDir(dir string, required bool) ([]*x509.Certificate, error) {
+	names, err := filesInDir(dir, required)
+	if err != nil {
+		return nil, err
+	}
 	var certs []*x509.Certificate
 	for _, n := range names {
 		path := filepath.Join(dir, n)
@@ -140,20 +150,10 @@ func certsInDir(dir string, required bool) ([]*x509.Certificate, error) {
 // Fabric reads them (the first PEM block of each file; files without PEM
 // are skipped, like Fabric's loader does).
 func crlsInDir(dir string) ([]*pkix.CertificateList, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	names, err := filesInDir(dir, false)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", dir, err)
+		return nil, err
 	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
 	var crls []*pkix.CertificateList
 	for _, n := range names {
 		path := filepath.Join(dir, n)
