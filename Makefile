@@ -8,7 +8,7 @@ FUZZTIME            ?= 10s
 VERSION             ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS             := -X github.com/kordhq/kord/orderer/server.Version=$(VERSION)
 
-.PHONY: build run test lint unit fuzz clean
+.PHONY: build run test test-kafka lint unit fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/orderer ./cmd/orderer
@@ -24,11 +24,29 @@ test: lint unit fuzz
 unit:
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+# test-kafka: kord against real Apache Kafka. integration/apache-kafka/install.sh fetches
+# Apache Kafka 3.9 from Maven Central with Maven into .cache/apache-kafka (once; it fails,
+# never skips, if it cannot), then the suite built with the apachekafka tag starts 3-broker
+# clusters on 127.0.0.1 (KRaft, and once ZooKeeper mode) with the Fabric tutorials' broker
+# settings and runs orderer processes on them: baseline and fault tests. Each fault's
+# detection and recovery times are logged as FAULT-TIMING lines, repeated at the end.
+KAFKA_TEST_TIMEOUT ?= 25m
+test-kafka:
+	integration/apache-kafka/install.sh >/dev/null
+	@mkdir -p .cache
+	@bash -c 'set -o pipefail; $(GO) test -tags apachekafka -count=1 -v -timeout $(KAFKA_TEST_TIMEOUT) \
+	  ./integration/apachekafka/ ./integration/ -run "^(TestCluster|TestApache)" 2>&1 | tee .cache/test-kafka.log \
+	  | grep -E "^(=== RUN|--- |    --- |ok|FAIL|PASS)|FAULT-TIMING|apache_test.go|apache_helpers_test.go|harness_test.go"'; \
+	  status=$$?; echo "---- fault timings (full log: .cache/test-kafka.log) ----"; \
+	  grep -o "FAULT-TIMING.*" .cache/test-kafka.log || true; exit $$status
+
 lint: $(TOOLS)/staticcheck
 	@out=$$(find . -name '*.go' -not -path './.cache/*' | xargs gofmt -l); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags apachekafka ./integration/...
 	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/staticcheck -tags apachekafka ./integration/...
 
 # Every parser of untrusted bytes has a fuzz target; each runs for FUZZTIME.
 fuzz:

@@ -349,6 +349,26 @@ func (o *orderer) waitHealth(code int, substr string, timeout time.Duration) tim
 	}
 }
 
+// waitHealthWithout polls /healthz until its answer names none of components.
+func (o *orderer) waitHealthWithout(components []string, timeout time.Duration) {
+	o.t.Helper()
+	began := time.Now()
+	for {
+		_, body := o.health()
+		found := false
+		for _, c := range components {
+			found = found || strings.Contains(body, `"`+c+`"`)
+		}
+		if !found {
+			return
+		}
+		if time.Since(began) > timeout {
+			o.t.Fatalf("%s: /healthz still reports one of %v after %v: %s", o.name, components, timeout, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // saramaClient is a plain client on the cluster, for the test's own look-ups and admin.
 func saramaClient(t *testing.T, addrs []string) (sarama.Client, sarama.ClusterAdmin) {
 	t.Helper()

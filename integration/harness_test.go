@@ -138,8 +138,9 @@ type netConfig struct {
 	ordererBrokers func(i int) []string
 	// absoluteMaxBytes replaces the channels' AbsoluteMaxBytes.
 	absoluteMaxBytes uint32
-	// env is added to every orderer's environment.
-	env []string
+	// env is added to every orderer's environment; ordererEnv(i), if set, to orderer i's.
+	env        []string
+	ordererEnv func(i int) []string
 }
 
 // newNetwork sets up n orderers (not started) and a kfake cluster.
@@ -251,10 +252,13 @@ func newNetworkWith(t *testing.T, n int, nc netConfig) *network {
 			"ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR=3",
 			"ORDERER_KAFKA_RETRY_SHORTINTERVAL=1s",
 		)
-		if nc.ordererBrokers != nil {
+		if nc.ordererBrokers != nil && len(nc.ordererBrokers(i)) > 0 {
 			o.env = append(o.env, "ORDERER_KAFKA_BROKERS=["+strings.Join(nc.ordererBrokers(i), ",")+"]")
 		}
 		o.env = append(o.env, nc.env...)
+		if nc.ordererEnv != nil {
+			o.env = append(o.env, nc.ordererEnv(i)...)
+		}
 		// Kill every process at the end, also when the test failed or panicked half-way.
 		t.Cleanup(func() { o.kill() })
 	}

@@ -130,6 +130,9 @@ func (nw *network) verifyChains(channelID string, chains [][]*cb.Block) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	if len(copies) < 2 {
+		return
+	}
 	if _, err := chainverify.Compare(copies); err != nil {
 		t.Fatalf("%s: %v", channelID, err)
 	}

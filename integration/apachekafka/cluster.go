@@ -76,7 +76,6 @@ var testSettings = map[string]string{
 	"num.io.threads":                           "4",
 	"num.recovery.threads.per.data.dir":        "1",
 	"log.flush.interval.messages":              "9223372036854775807",
-	"auto.create.topics.enable":                "false",
 }
 
 var kraftSettings = map[string]string{

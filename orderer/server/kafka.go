@@ -74,6 +74,7 @@ type kafkaClients struct {
 	mu       sync.Mutex
 	producer *kafka.Producer
 	consumer *kafka.Consumer
+	admin    *kafka.Admin
 }
 
 func (k *kafkaClients) getProducer(ctx context.Context) (*kafka.Producer, error) {
@@ -128,8 +129,25 @@ func (k *kafkaClients) consume(ctx context.Context, topic string, offset int64) 
 	return c.ConsumePartition(ctx, topic, offset)
 }
 
+func (k *kafkaClients) getAdmin(ctx context.Context) (*kafka.Admin, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.admin == nil {
+		a, err := kafka.NewAdmin(ctx, k.opts)
+		if err != nil {
+			return nil, err
+		}
+		k.admin = a
+	}
+	return k.admin, nil
+}
+
 func (k *kafkaClients) ensureTopic(ctx context.Context, topic string) error {
-	return kafka.EnsureTopic(ctx, k.opts, topic, k.opts.ReplicationFactor)
+	a, err := k.getAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	return a.EnsureTopic(ctx, topic, k.opts.ReplicationFactor)
 }
 
 func (k *kafkaClients) close() {
@@ -142,5 +160,9 @@ func (k *kafkaClients) close() {
 	if k.consumer != nil {
 		_ = k.consumer.Close()
 		k.consumer = nil
+	}
+	if k.admin != nil {
+		_ = k.admin.Close()
+		k.admin = nil
 	}
 }
