@@ -32,13 +32,7 @@ unit:
 # detection and recovery times are logged as FAULT-TIMING lines, repeated at the end.
 KAFKA_TEST_TIMEOUT ?= 25m
 test-kafka:
-	integration/apache-kafka/install.sh >/dev/null
-	@mkdir -p .cache
-	@bash -c 'set -o pipefail; $(GO) test -tags apachekafka -count=1 -v -timeout $(KAFKA_TEST_TIMEOUT) \
-	  ./integration/apachekafka/ ./integration/ -run "^(TestCluster|TestApache)" 2>&1 | tee .cache/test-kafka.log \
-	  | grep -E "^(=== RUN|--- |    --- |ok|FAIL|PASS)|FAULT-TIMING|apache_test.go|apache_helpers_test.go|harness_test.go"'; \
-	  status=$$?; echo "---- fault timings (full log: .cache/test-kafka.log) ----"; \
-	  grep -o "FAULT-TIMING.*" .cache/test-kafka.log || true; exit $$status
+	GO=$(GO) KAFKA_TEST_TIMEOUT=$(KAFKA_TEST_TIMEOUT) integration/apache-kafka/test.sh
 
 lint: $(TOOLS)/staticcheck
 	@out=$$(find . -name '*.go' -not -path './.cache/*' | xargs gofmt -l); \

@@ -409,8 +409,15 @@ func (c *Chain) session(ctx context.Context) error {
 	c.cfg.Store(m.Config())
 	c.setGate(m.ConfigPending())
 	start := m.StartOffset()
+	fresh := start < 0
+	if fresh {
+		// A channel that has consumed nothing starts at offset 0 rather than at "oldest"
+		// (Fabric's choice): if the topic's first records are gone, starting at the oldest
+		// left would silently build a different chain than the other orderers'.
+		start = 0
+	}
 
-	if c.o.EnsureTopic != nil && start < 0 {
+	if c.o.EnsureTopic != nil && fresh {
 		if err := c.retry(ctx, "create topic "+topic, func(ctx context.Context) error {
 			return c.o.EnsureTopic(ctx, topic)
 		}); err != nil {
