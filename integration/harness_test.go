@@ -342,7 +342,13 @@ func tailFile(path string, lines int) string {
 	if err != nil {
 		return fmt.Sprintf("(cannot read: %v)", err)
 	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var all []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		// One line per refused envelope under load would hide everything else.
+		if !strings.Contains(l, `msg="broadcast refused"`) {
+			all = append(all, l)
+		}
+	}
 	if len(all) > lines {
 		all = all[len(all)-lines:]
 	}

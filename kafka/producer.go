@@ -152,9 +152,9 @@ type Ack struct {
 
 // Enqueue hands value to the producer and returns without waiting for Kafka.
 // Records enqueued one after the other by the same goroutine reach the
-// partition in that order (barring retries after a broker failure), which is
-// how a Broadcast stream keeps its envelopes in the order they were sent while
-// many are in flight.
+// partition in that order, also across retries after a broker failure (see
+// configureOrdering), which is how a Broadcast stream keeps its envelopes in
+// the order they were sent while many are in flight.
 func (p *Producer) Enqueue(ctx context.Context, topic string, value []byte) (*Ack, error) {
 	op := fmt.Sprintf("kafka: produce to %q", topic)
 	if len(value) > p.maxValue {

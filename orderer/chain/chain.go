@@ -378,6 +378,10 @@ func (c *Chain) topicErr(err error, next int64) error {
 	return err
 }
 
+// stallTimeout is how long a chain waits, consuming nothing, for a CONNECT it posted after a
+// consumer error to come back before it starts a new session (with a new consumer).
+const stallTimeout = 10 * time.Second
+
 // probeInterval is how often a chain whose consumer reported an error posts a CONNECT to
 // find out whether Kafka works again.
 func (c *Chain) probeInterval() time.Duration {
@@ -500,6 +504,18 @@ func (c *Chain) session(ctx context.Context) error {
 	defer stopProbe()
 	probeDone := make(chan posted, 1)
 	probeInFlight := false
+	// A CONNECT that Kafka acknowledged but that does not come back, while nothing else is
+	// consumed either, means the consumer is stuck (seen with sarama after a network
+	// partition); a new session, with a new consumer, is then the way out.
+	var stall *time.Timer
+	var stallC <-chan time.Time
+	stopStall := func() {
+		if stall != nil {
+			stall.Stop()
+			stall, stallC = nil, nil
+		}
+	}
+	defer stopStall()
 	armProbe := func() {
 		if probe == nil && !probeInFlight {
 			probe = time.NewTimer(c.probeInterval())
@@ -537,10 +553,19 @@ func (c *Chain) session(ctx context.Context) error {
 			probeInFlight = false
 			if r.err == nil {
 				connectAt = r.offset
+				c.log.Info("posted CONNECT; waiting to consume it", "offset", r.offset)
+				stopStall()
+				stall = time.NewTimer(stallTimeout)
+				stallC = stall.C
 			} else {
 				err := fmt.Errorf("channel %s: posting CONNECT: %w", c.o.ChannelID, c.topicErr(r.err, m.StartOffset()))
 				c.lastErr.Store(&err)
 				armProbe()
+			}
+		case <-stallC:
+			stall, stallC = nil, nil
+			if !c.connected.Load() && connectAt >= 0 {
+				return fmt.Errorf("channel %s: the CONNECT posted at offset %d was not consumed within %s; restarting the Kafka session", c.o.ChannelID, connectAt, stallTimeout)
 			}
 		case rec, ok := <-part.Records():
 			if !ok {
@@ -550,10 +575,14 @@ func (c *Chain) session(ctx context.Context) error {
 			if err := c.apply(ctx, rd); err != nil {
 				return err
 			}
+			if stall != nil && rec.Offset < connectAt {
+				stall.Reset(stallTimeout) // catching up: the consumer works
+			}
 			if connectAt >= 0 && rec.Offset >= connectAt && !c.connected.Load() {
 				c.lastErr.Store(nil)
 				c.setConnected(true)
 				stopProbe()
+				stopStall()
 				c.log.Info("chain consumed its CONNECT; taking Broadcast traffic", "offset", rec.Offset, "height", m.Height())
 			}
 			switch rd.Timer {

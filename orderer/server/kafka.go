@@ -65,7 +65,7 @@ func pemOf(key string, s config.PEMSource) ([]byte, error) {
 	return []byte(s.PEM), nil
 }
 
-// kafkaClients creates the process's producer and consumer on first use, so that an orderer
+// kafkaClients creates the process's producer and topic admin on first use, so that an orderer
 // started while Kafka is down comes up and keeps retrying (through each chain's retry
 // schedule) instead of failing to start.
 type kafkaClients struct {
@@ -73,7 +73,6 @@ type kafkaClients struct {
 
 	mu       sync.Mutex
 	producer *kafka.Producer
-	consumer *kafka.Consumer
 	admin    *kafka.Admin
 }
 
@@ -88,19 +87,6 @@ func (k *kafkaClients) getProducer(ctx context.Context) (*kafka.Producer, error)
 		k.producer = p
 	}
 	return k.producer, nil
-}
-
-func (k *kafkaClients) getConsumer(ctx context.Context) (*kafka.Consumer, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.consumer == nil {
-		c, err := kafka.NewConsumer(ctx, k.opts)
-		if err != nil {
-			return nil, err
-		}
-		k.consumer = c
-	}
-	return k.consumer, nil
 }
 
 // Produce implements chain.Producer.
@@ -121,12 +107,34 @@ func (k *kafkaClients) Enqueue(ctx context.Context, topic string, value []byte) 
 	return p.Enqueue(ctx, topic, value)
 }
 
+// consume gives every chain session a consumer of its own, as Fabric does per channel: a
+// channel whose broker connections went bad gets new ones with its next session, without
+// disturbing the other channels.
 func (k *kafkaClients) consume(ctx context.Context, topic string, offset int64) (chain.Partition, error) {
-	c, err := k.getConsumer(ctx)
+	c, err := kafka.NewConsumer(ctx, k.opts)
 	if err != nil {
 		return nil, err
 	}
-	return c.ConsumePartition(ctx, topic, offset)
+	pc, err := c.ConsumePartition(ctx, topic, offset)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return ownedPartition{pc, c}, nil
+}
+
+// ownedPartition closes its consumer with it.
+type ownedPartition struct {
+	*kafka.PartitionConsumer
+	c *kafka.Consumer
+}
+
+func (p ownedPartition) Close() error {
+	err := p.PartitionConsumer.Close()
+	if cerr := p.c.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (k *kafkaClients) getAdmin(ctx context.Context) (*kafka.Admin, error) {
@@ -156,10 +164,6 @@ func (k *kafkaClients) close() {
 	if k.producer != nil {
 		_ = k.producer.Close()
 		k.producer = nil
-	}
-	if k.consumer != nil {
-		_ = k.consumer.Close()
-		k.consumer = nil
 	}
 	if k.admin != nil {
 		_ = k.admin.Close()
