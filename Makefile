@@ -8,7 +8,7 @@ FUZZTIME            ?= 10s
 VERSION             ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS             := -X github.com/kordhq/kord/orderer/server.Version=$(VERSION)
 
-.PHONY: build run test lint unit fuzz clean test-sdk
+.PHONY: build run test lint unit fuzz clean test-sdk test-kafka
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/orderer ./cmd/orderer
@@ -19,17 +19,29 @@ run: build
 
 # test: formatting, vet, staticcheck, the whole suite under the race detector (unit,
 # conformance replay, integration on in-process Kafka over TCP), a short fuzz pass, then
-# Hyperledger's own Go SDK against kord.
-test: lint unit fuzz test-sdk
+# Hyperledger's own Go SDK against kord, and the suite on real Apache Kafka (test-kafka).
+test: lint unit fuzz test-sdk test-kafka
 
 unit:
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# test-kafka: kord against real Apache Kafka. integration/apache-kafka/install.sh fetches
+# Apache Kafka 3.9 from Maven Central with Maven into .cache/apache-kafka (once; it fails,
+# never skips, if it cannot), then the suite built with the apachekafka tag starts 3-broker
+# clusters on 127.0.0.1 (KRaft, and once ZooKeeper mode) with the Fabric tutorials' broker
+# settings and runs orderer processes on them: baseline and fault tests. Each fault's
+# detection and recovery times are logged as FAULT-TIMING lines, repeated at the end.
+KAFKA_TEST_TIMEOUT ?= 25m
+test-kafka:
+	GO=$(GO) KAFKA_TEST_TIMEOUT=$(KAFKA_TEST_TIMEOUT) integration/apache-kafka/test.sh
 
 lint: $(TOOLS)/staticcheck
 	@out=$$(find . -name '*.go' -not -path './.cache/*' | xargs gofmt -l); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags apachekafka ./integration/...
 	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/staticcheck -tags apachekafka ./integration/...
 
 # Every parser of untrusted bytes has a fuzz target; each runs for FUZZTIME.
 fuzz:

@@ -120,6 +120,7 @@ func payloads(seed uint64, bigEvery int) func(i int) []byte {
 
 // loadSpec describes a burst of Broadcast load on some orderers.
 type loadSpec struct {
+	channel   string // default appChannel
 	targets   []*orderer
 	streams   int // per orderer
 	perStream int
@@ -139,6 +140,10 @@ func runLoad(ctx context.Context, t *testing.T, s client.Signer, spec loadSpec) 
 		out []streamResult
 		wg  sync.WaitGroup
 	)
+	channel := spec.channel
+	if channel == "" {
+		channel = appChannel
+	}
 	for oi, o := range spec.targets {
 		conn := o.dial()
 		defer conn.Close()
@@ -151,7 +156,7 @@ func runLoad(ctx context.Context, t *testing.T, s client.Signer, spec loadSpec) 
 				if spec.onAck != nil {
 					onAck = func() { spec.onAck(o) }
 				}
-				r := broadcastPaced(ctx, conn, s, appChannel, spec.perStream, gen, onAck, spec.pace)
+				r := broadcastPaced(ctx, conn, s, channel, spec.perStream, gen, onAck, spec.pace)
 				r.orderer = o.name
 				mu.Lock()
 				out = append(out, r)

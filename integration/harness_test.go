@@ -45,8 +45,9 @@ const (
 	stopTimeout  = 20 * time.Second
 )
 
-// ordererBin is the orderer daemon built once by TestMain.
-var ordererBin string
+// ordererBin and kordctlBin are the orderer daemon and the operator tool, built once by
+// TestMain.
+var ordererBin, kordctlBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -64,34 +65,43 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: the go command is needed to build cmd/orderer: %v\n", err)
 		return 1
 	}
-	bin := filepath.Join(dir, "orderer")
-	args := []string{"build", "-o", bin}
-	if os.Getenv("KORD_INTEGRATION_RACE") != "" {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/kordhq/kord/cmd/orderer")
 	start := time.Now()
-	out, err := exec.Command(goBin, args...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "integration: building cmd/orderer failed: %v\n%s\n", err, out)
-		return 1
+	for _, c := range []struct {
+		pkg  string
+		dest *string
+	}{{"cmd/orderer", &ordererBin}, {"cmd/kordctl", &kordctlBin}} {
+		bin := filepath.Join(dir, filepath.Base(c.pkg))
+		args := []string{"build", "-o", bin}
+		if os.Getenv("KORD_INTEGRATION_RACE") != "" {
+			args = append(args, "-race")
+		}
+		args = append(args, "github.com/kordhq/kord/"+c.pkg)
+		out, err := exec.Command(goBin, args...).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "integration: building %s failed: %v\n%s\n", c.pkg, err, out)
+			return 1
+		}
+		*c.dest = bin
 	}
-	fmt.Fprintf(os.Stderr, "integration: built cmd/orderer in %v\n", time.Since(start).Round(time.Millisecond))
-	ordererBin = bin
+	fmt.Fprintf(os.Stderr, "integration: built cmd/orderer and cmd/kordctl in %v\n", time.Since(start).Round(time.Millisecond))
 	return m.Run()
 }
 
-// network is one test's ordering service: a 3-broker kfake cluster in this process, a crypto
-// tree, a system-channel genesis block, and orderer processes.
+// network is one test's ordering service: a Kafka cluster (by default a 3-broker kfake
+// cluster in this process), a crypto tree, a system-channel genesis block, and orderer
+// processes.
 type network struct {
 	t          *testing.T
 	dir        string
-	cluster    *embedded.Cluster
+	cluster    *embedded.Cluster // nil on an external cluster
+	brokers    []string
 	cryptoDir  string
 	spec       mspgen.Spec
 	profile    genesis.Profile
 	genesisRaw []byte
 	user       *msp.Signer
+	userMSPDir string // user's local MSP, for kordctl
+	userMSPID  string
 	orderers   []*orderer
 }
 
@@ -115,19 +125,39 @@ type orderer struct {
 	logStart int64 // offset in logPath where the current run's output begins
 }
 
-// newNetwork sets up n orderers (not started) and the Kafka cluster.
-func newNetwork(t *testing.T, n int) *network {
+// netConfig varies a network.
+type netConfig struct {
+	// brokers are the addresses of an external Kafka cluster (written into the channel
+	// config); nil starts a 3-broker kfake cluster.
+	brokers []string
+	// ordererBrokers, if set, gives orderer i its own ORDERER_KAFKA_BROKERS (e.g. a proxy).
+	ordererBrokers func(i int) []string
+	// absoluteMaxBytes replaces the channels' AbsoluteMaxBytes.
+	absoluteMaxBytes uint32
+	// env is added to every orderer's environment; ordererEnv(i), if set, to orderer i's.
+	env        []string
+	ordererEnv func(i int) []string
+}
+
+// newNetwork sets up n orderers (not started) and a kfake cluster.
+func newNetwork(t *testing.T, n int) *network { return newNetworkWith(t, n, netConfig{}) }
+
+// newNetworkWith sets up n orderers (not started) as nc says.
+func newNetworkWith(t *testing.T, n int, nc netConfig) *network {
 	t.Helper()
 	dir := t.TempDir()
-	nw := &network{t: t, dir: dir, cryptoDir: filepath.Join(dir, "crypto")}
+	nw := &network{t: t, dir: dir, cryptoDir: filepath.Join(dir, "crypto"), brokers: nc.brokers}
 
-	cluster, err := embedded.Start(context.Background(), embedded.Config{Brokers: 3})
-	if err != nil {
-		t.Fatalf("starting kfake cluster: %v", err)
+	if nw.brokers == nil {
+		cluster, err := embedded.Start(context.Background(), embedded.Config{Brokers: 3})
+		if err != nil {
+			t.Fatalf("starting kfake cluster: %v", err)
+		}
+		nw.cluster = cluster
+		nw.brokers = cluster.Addrs()
+		// Registered before the orderers' clean-ups, so it runs after them (LIFO).
+		t.Cleanup(cluster.Close)
 	}
-	nw.cluster = cluster
-	// Registered before the orderers' clean-ups, so it runs after them (LIFO).
-	t.Cleanup(cluster.Close)
 
 	spec := mspgen.DefaultSpec()
 	nodes := make([]string, n)
@@ -162,11 +192,14 @@ func newNetwork(t *testing.T, n int) *network {
 		nw.orderers = append(nw.orderers, o)
 	}
 
-	p := genesis.DevProfile(nw.cryptoDir, spec, cluster.Addrs(), endpoints)
+	p := genesis.DevProfile(nw.cryptoDir, spec, nw.brokers, endpoints)
 	p.BatchTimeout = batchTimeout
 	p.MaxMessageCount = maxMessageCount
 	p.PreferredMaxBytes = preferredMaxBytes
 	p.AbsoluteMaxBytes = absoluteMaxBytes
+	if nc.absoluteMaxBytes != 0 {
+		p.AbsoluteMaxBytes = nc.absoluteMaxBytes
+	}
 	nw.profile = p
 	blk, err := genesis.SystemChannelBlock(p)
 	if err != nil {
@@ -181,12 +214,13 @@ func newNetwork(t *testing.T, n int) *network {
 	}
 
 	peerOrg := spec.PeerOrgs[0]
-	nw.user, err = msp.LoadSigner(mspgen.UserMSPDir(mspgen.PeerOrgDir(nw.cryptoDir, peerOrg.Domain), peerOrg.Domain, "User1"), peerOrg.MSPID)
+	nw.userMSPDir, nw.userMSPID = mspgen.UserMSPDir(mspgen.PeerOrgDir(nw.cryptoDir, peerOrg.Domain), peerOrg.Domain, "User1"), peerOrg.MSPID
+	nw.user, err = msp.LoadSigner(nw.userMSPDir, nw.userMSPID)
 	if err != nil {
 		t.Fatalf("loading the client identity: %v", err)
 	}
 
-	for _, o := range nw.orderers {
+	for i, o := range nw.orderers {
 		if err := os.MkdirAll(o.dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -209,6 +243,13 @@ func newNetwork(t *testing.T, n int) *network {
 			"ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR=3",
 			"ORDERER_KAFKA_RETRY_SHORTINTERVAL=1s",
 		)
+		if nc.ordererBrokers != nil && len(nc.ordererBrokers(i)) > 0 {
+			o.env = append(o.env, "ORDERER_KAFKA_BROKERS=["+strings.Join(nc.ordererBrokers(i), ",")+"]")
+		}
+		o.env = append(o.env, nc.env...)
+		if nc.ordererEnv != nil {
+			o.env = append(o.env, nc.ordererEnv(i)...)
+		}
 		// Kill every process at the end, also when the test failed or panicked half-way.
 		t.Cleanup(func() { o.kill() })
 	}
@@ -292,7 +333,13 @@ func tailFile(path string, lines int) string {
 	if err != nil {
 		return fmt.Sprintf("(cannot read: %v)", err)
 	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var all []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		// One line per refused envelope under load would hide everything else.
+		if !strings.Contains(l, `msg="broadcast refused"`) {
+			all = append(all, l)
+		}
+	}
 	if len(all) > lines {
 		all = all[len(all)-lines:]
 	}
@@ -320,6 +367,12 @@ func (nw *network) createChannel(channelID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	resp := nw.broadcastCreation(ctx, nw.orderers[0], channelID, nw.profile, nw.admin(0))
+	// A system channel still connecting to Kafka answers SERVICE_UNAVAILABLE, and peer CLI
+	// users try again; so does this.
+	for resp.Status == cb.Status_SERVICE_UNAVAILABLE && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		resp = nw.broadcastCreation(ctx, nw.orderers[0], channelID, nw.profile, nw.admin(0))
+	}
 	if resp.Status != cb.Status_SUCCESS {
 		t.Fatalf("creating %s: %s: %s", channelID, resp.Status, resp.Info)
 	}

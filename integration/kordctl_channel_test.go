@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,34 +18,11 @@ import (
 	"github.com/kordhq/kord/orderer/msp/mspgen"
 )
 
-var (
-	ctlOnce sync.Once
-	ctlBin  string
-	ctlErr  error
-)
-
-// kordctlPath builds cmd/kordctl once per test binary.
-func kordctlPath(t *testing.T) string {
-	t.Helper()
-	ctlOnce.Do(func() {
-		ctlBin = filepath.Join(filepath.Dir(ordererBin), "kordctl")
-		out, err := exec.Command("go", "build", "-o", ctlBin, "github.com/kordhq/kord/cmd/kordctl").CombinedOutput()
-		if err != nil {
-			ctlErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if ctlErr != nil {
-		t.Fatalf("building kordctl: %v", ctlErr)
-	}
-	return ctlBin
-}
-
 func runKordctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kordctlPath(t), args...)
+	cmd := exec.CommandContext(ctx, kordctlBin, args...)
 	cmd.Env = cleanEnviron()
 	out, err := cmd.CombinedOutput()
 	return string(out), err

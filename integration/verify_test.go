@@ -12,9 +12,11 @@ import (
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
 
 	"github.com/kordhq/kord/orderer/blocks"
+	"github.com/kordhq/kord/orderer/chainverify"
+	"github.com/kordhq/kord/orderer/channelconfig"
 	"github.com/kordhq/kord/orderer/client"
 	"github.com/kordhq/kord/orderer/genesis"
-	"github.com/kordhq/kord/orderer/msp"
+	"github.com/kordhq/kord/orderer/policy"
 )
 
 // errorBudget stops a verification after this many mismatches: one real divergence tends to
@@ -92,114 +94,55 @@ func (nw *network) collectAll(channelID string) [][]*cb.Block {
 	return chains
 }
 
-// verifyChains checks that the chains the orderers delivered for one channel are one chain:
-// the same length; per block the same header (Number, PreviousHash, DataHash), byte-identical
-// data, the same Kafka metadata and last-config index; every chain hash-linked and numbered
-// without gap; and every block but the genesis block signed by the orderer that served it.
+// verifyChains checks that the chains the orderers delivered for one channel are one chain
+// (orderer/chainverify, the checks `kordctl verify` runs): every chain numbered without gap,
+// hash-linked, with matching data hashes and every block but the genesis block signed by an
+// orderer organization - here, by the orderer that served it; and all chains of the same
+// length with the same headers, byte-identical data, the same Kafka metadata and last-config
+// index.
 func (nw *network) verifyChains(channelID string, chains [][]*cb.Block) {
 	t := nw.t
 	t.Helper()
-	c := &checker{t: t}
+	copies := make([]chainverify.Copy, len(chains))
 	for i, ch := range chains {
+		o := nw.orderers[i]
+		copies[i] = chainverify.Copy{Name: o.name, Blocks: ch}
 		if len(ch) != len(chains[0]) {
-			c.errorf("%s: %s has %d blocks, %s has %d", channelID, nw.orderers[i].name, len(ch), nw.orderers[0].name, len(chains[0]))
+			t.Errorf("%s: %s has %d blocks, %s has %d", channelID, o.name, len(ch), nw.orderers[0].name, len(chains[0]))
+		}
+		check := func(cfg *channelconfig.Values, b *cb.Block, sigs []*policy.SignedData) error {
+			if err := chainverify.BlockValidation(cfg, b, sigs); err != nil {
+				return err
+			}
+			if len(sigs) != 1 || !bytes.Equal(sigs[0].Identity, o.id) {
+				return fmt.Errorf("%d signatures, want exactly one, by %s", len(sigs), o.name)
+			}
+			return nil
+		}
+		sum, err := chainverify.Chain(ch, chainverify.Options{SignatureCheck: check})
+		if err != nil {
+			t.Errorf("%s: %v", o.name, err)
+			continue
+		}
+		if sum.Channel != channelID {
+			t.Errorf("%s: chain of channel %q delivered for %q", o.name, sum.Channel, channelID)
+		}
+		for _, b := range ch[1:] {
+			if km, err := blocks.KafkaMetadata(b); err != nil || km == nil {
+				t.Errorf("%s %s: block %d has no Kafka metadata (%v)", o.name, channelID, b.Header.Number, err)
+				break
+			}
 		}
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
-	verifier := msp.NewSignatureVerifier(0)
-	for i, ch := range chains {
-		name := nw.orderers[i].name
-		for n, b := range ch {
-			if b.GetHeader() == nil || b.GetData() == nil {
-				c.errorf("%s %s: block at position %d has no header or data", name, channelID, n)
-				continue
-			}
-			h := b.Header
-			if h.Number != uint64(n) {
-				c.errorf("%s %s: block at position %d has number %d (gap or duplicate)", name, channelID, n, h.Number)
-			}
-			if !bytes.Equal(h.DataHash, blocks.DataHash(b.Data.Data)) {
-				c.errorf("%s %s: block %d: DataHash does not match its data", name, channelID, h.Number)
-			}
-			if n == 0 {
-				if len(h.PreviousHash) != 0 {
-					c.errorf("%s %s: block 0 has a PreviousHash", name, channelID)
-				}
-			} else if want := blocks.HeaderHash(ch[n-1].Header); !bytes.Equal(h.PreviousHash, want) {
-				c.errorf("%s %s: block %d: PreviousHash %x, header hash of block %d is %x", name, channelID, h.Number, h.PreviousHash, n-1, want)
-			}
-			if n > 0 {
-				if err := verifyBlockSignature(verifier, b, nw.orderers[i].id); err != nil {
-					c.errorf("%s %s: block %d: %v", name, channelID, h.Number, err)
-				}
-			}
-		}
+	if len(copies) < 2 {
+		return
 	}
-	ref := chains[0]
-	for i := 1; i < len(chains); i++ {
-		name := nw.orderers[i].name
-		for n, b := range chains[i] {
-			r := ref[n]
-			if !proto.Equal(b.Header, r.Header) {
-				c.errorf("%s: block %d: header of %s %v differs from %s's %v", channelID, n, name, b.Header, nw.orderers[0].name, r.Header)
-			}
-			if len(b.Data.Data) != len(r.Data.Data) {
-				c.errorf("%s: block %d: %s has %d envelopes, %s has %d", channelID, n, name, len(b.Data.Data), nw.orderers[0].name, len(r.Data.Data))
-				continue
-			}
-			for k := range b.Data.Data {
-				if !bytes.Equal(b.Data.Data[k], r.Data.Data[k]) {
-					c.errorf("%s: block %d: envelope %d differs between %s and %s", channelID, n, k, name, nw.orderers[0].name)
-				}
-			}
-			km, err1 := blocks.KafkaMetadata(b)
-			rkm, err2 := blocks.KafkaMetadata(r)
-			if err1 != nil || err2 != nil {
-				c.errorf("%s: block %d: reading Kafka metadata: %v / %v", channelID, n, err1, err2)
-			} else if !proto.Equal(km, rkm) {
-				c.errorf("%s: block %d: Kafka metadata of %s %v differs from %s's %v", channelID, n, name, km, nw.orderers[0].name, rkm)
-			}
-			if n > 0 && km == nil {
-				c.errorf("%s: block %d of %s has no Kafka metadata", channelID, n, name)
-			}
-			lc, err1 := blocks.LastConfigIndex(b)
-			rlc, err2 := blocks.LastConfigIndex(r)
-			if err1 != nil || err2 != nil || lc != rlc {
-				c.errorf("%s: block %d: last config %d (%v) at %s, %d (%v) at %s", channelID, n, lc, err1, name, rlc, err2, nw.orderers[0].name)
-			}
-		}
+	if _, err := chainverify.Compare(copies); err != nil {
+		t.Fatalf("%s: %v", channelID, err)
 	}
-}
-
-// verifyBlockSignature checks that the SIGNATURES metadata holds exactly one signature, by
-// id, over value ‖ signature header ‖ header.
-func verifyBlockSignature(v *msp.SignatureVerifier, b *cb.Block, id []byte) error {
-	md := b.GetMetadata().GetMetadata()
-	if len(md) <= int(cb.BlockMetadataIndex_SIGNATURES) {
-		return fmt.Errorf("no SIGNATURES metadata")
-	}
-	m := &cb.Metadata{}
-	if err := proto.Unmarshal(md[cb.BlockMetadataIndex_SIGNATURES], m); err != nil {
-		return fmt.Errorf("SIGNATURES metadata: %w", err)
-	}
-	if len(m.Signatures) != 1 {
-		return fmt.Errorf("%d block signatures, want 1", len(m.Signatures))
-	}
-	sig := m.Signatures[0]
-	sh := &cb.SignatureHeader{}
-	if err := proto.Unmarshal(sig.SignatureHeader, sh); err != nil {
-		return fmt.Errorf("block signature header: %w", err)
-	}
-	if !bytes.Equal(sh.Creator, id) {
-		return fmt.Errorf("block is signed by another identity than the orderer that served it")
-	}
-	msg := append(append(append([]byte{}, m.Value...), sig.SignatureHeader...), blocks.HeaderBytes(b.Header)...)
-	if err := v.Verify(sh.Creator, msg, sig.Signature); err != nil {
-		return fmt.Errorf("block signature: %w", err)
-	}
-	return nil
 }
 
 // verifyTxs checks the transactions of an application channel chain: no tx ID twice in the

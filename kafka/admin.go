@@ -37,13 +37,13 @@ func ValidateTopic(topic string) error {
 // checked). It makes one attempt; wrap it in Retry. Errors that retrying
 // cannot fix (invalid name, a replication factor above the number of
 // brokers, missing rights) are marked NonRetriable.
+//
+// It connects for this one call; a process that creates topics repeatedly
+// keeps an Admin instead.
 func EnsureTopic(ctx context.Context, o Options, topic string, replicationFactor int16) error {
 	op := fmt.Sprintf("kafka: ensuring topic %q", topic)
-	if err := ValidateTopic(topic); err != nil {
-		return NonRetriable(err)
-	}
-	if replicationFactor < 1 {
-		return NonRetriable(fmt.Errorf("%s: replication factor %d is not positive", op, replicationFactor))
+	if err := checkTopicArgs(op, topic, replicationFactor); err != nil {
+		return err
 	}
 	o = o.withDefaults()
 	// Connections of this short-lived client close when ctx ends, which
@@ -60,12 +60,64 @@ func EnsureTopic(ctx context.Context, o Options, topic string, replicationFactor
 		return classify(op+": connecting", err)
 	}
 	defer func() { _ = client.Close() }()
+	return ensureTopic(ctx, client, op, topic, replicationFactor, o.ReadTimeout)
+}
 
-	if err := createTopic(ctx, client, topic, replicationFactor, o.ReadTimeout); err != nil {
+func checkTopicArgs(op, topic string, replicationFactor int16) error {
+	if err := ValidateTopic(topic); err != nil {
+		return NonRetriable(err)
+	}
+	if replicationFactor < 1 {
+		return NonRetriable(fmt.Errorf("%s: replication factor %d is not positive", op, replicationFactor))
+	}
+	return nil
+}
+
+func ensureTopic(ctx context.Context, client sarama.Client, op, topic string, rf int16, timeout time.Duration) error {
+	if err := createTopic(ctx, client, topic, rf, timeout); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if err := waitForLeader(ctx, client, topic, o.ReadTimeout); err != nil {
+	if err := waitForLeader(ctx, client, topic, timeout); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// Admin creates topics over one long-lived connection set (the orderer creates a topic for
+// every new channel).
+type Admin struct {
+	client  sarama.Client
+	timeout time.Duration
+}
+
+// NewAdmin connects to the brokers in o.
+func NewAdmin(ctx context.Context, o Options) (*Admin, error) {
+	o = o.withDefaults()
+	conf, err := NewSaramaConfig(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: admin: %w", err)
+	}
+	client, err := newClient(ctx, o.Brokers, conf)
+	if err != nil {
+		return nil, classify("kafka: admin: connecting", err)
+	}
+	return &Admin{client: client, timeout: o.ReadTimeout}, nil
+}
+
+// EnsureTopic is the package-level EnsureTopic on the admin's connections. Waits without a
+// context in sarama are bounded by the network timeouts.
+func (a *Admin) EnsureTopic(ctx context.Context, topic string, replicationFactor int16) error {
+	op := fmt.Sprintf("kafka: ensuring topic %q", topic)
+	if err := checkTopicArgs(op, topic, replicationFactor); err != nil {
+		return err
+	}
+	return ensureTopic(ctx, a.client, op, topic, replicationFactor, a.timeout)
+}
+
+// Close releases the connections.
+func (a *Admin) Close() error {
+	if err := a.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+		return fmt.Errorf("kafka: closing admin: %w", err)
 	}
 	return nil
 }

@@ -125,3 +125,6 @@ func isPermanent(err error) bool {
 	var ce sarama.ConfigurationError
 	return errors.As(err, &ce)
 }
+
+// IsUnknownTopic reports whether err says the topic (or its partition) does not exist.
+func IsUnknownTopic(err error) bool { return errors.Is(err, sarama.ErrUnknownTopicOrPartition) }

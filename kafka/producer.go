@@ -54,6 +54,7 @@ func NewProducer(ctx context.Context, o Options) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: producer: %w", err)
 	}
+	configureOrdering(conf)
 	client, err := newClient(ctx, o.Brokers, conf)
 	if err != nil {
 		return nil, classify("kafka: producer: connecting", err)
@@ -78,6 +79,21 @@ func NewProducer(ctx context.Context, o Options) (*Producer, error) {
 	p.wg.Add(1)
 	go p.dispatch()
 	return p, nil
+}
+
+// configureOrdering makes retries unable to reorder or duplicate records. With several
+// requests in flight per broker (sarama's default is 5) a request that fails and is retried
+// can land after one sent later, which would break the order of a Broadcast stream; and a
+// request whose acknowledgement was lost is written again by the retry, which would order an
+// acknowledged envelope twice. One request in flight per broker keeps the order (sarama
+// batches whatever queues behind it, so a pipelined stream still fills the request), and the
+// idempotent producer (brokers from 0.11 on) lets the broker drop a retried batch it already
+// has.
+func configureOrdering(conf *sarama.Config) {
+	conf.Net.MaxOpenRequests = 1
+	if conf.Version.IsAtLeast(sarama.V0_11_0_0) && conf.Producer.Retry.Max > 0 {
+		conf.Producer.Idempotent = true
+	}
 }
 
 // MaxValueBytes is the largest record value this producer sends; larger
@@ -136,9 +152,9 @@ type Ack struct {
 
 // Enqueue hands value to the producer and returns without waiting for Kafka.
 // Records enqueued one after the other by the same goroutine reach the
-// partition in that order (barring retries after a broker failure), which is
-// how a Broadcast stream keeps its envelopes in the order they were sent while
-// many are in flight.
+// partition in that order, also across retries after a broker failure (see
+// configureOrdering), which is how a Broadcast stream keeps its envelopes in
+// the order they were sent while many are in flight.
 func (p *Producer) Enqueue(ctx context.Context, topic string, value []byte) (*Ack, error) {
 	op := fmt.Sprintf("kafka: produce to %q", topic)
 	if len(value) > p.maxValue {

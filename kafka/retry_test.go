@@ -123,3 +123,33 @@ func silentListener(t *testing.T) string {
 	})
 	return ln.Addr().String()
 }
+
+func TestRetryNotifyAndExhaustion(t *testing.T) {
+	errBoom := errors.New("boom")
+	p := RetryPolicy{ShortInterval: time.Millisecond, ShortTotal: 10 * time.Millisecond, LongInterval: 3 * time.Millisecond, LongTotal: 15 * time.Millisecond}
+	var seen []Attempt
+	calls := 0
+	err := RetryNotify(context.Background(), p, "step-y", func(a Attempt) { seen = append(seen, a) }, func(context.Context) error {
+		calls++
+		return errBoom
+	})
+	if !IsRetriesExhausted(err) || !errors.Is(err, errBoom) || !strings.Contains(err.Error(), "step-y") {
+		t.Fatalf("err = %v, want an exhausted retry naming the step and wrapping the cause", err)
+	}
+	if len(seen) != calls || calls < 3 {
+		t.Fatalf("%d calls, %d notifications", calls, len(seen))
+	}
+	for i, a := range seen {
+		if a.Number != i+1 || a.Step != "step-y" || !errors.Is(a.Err, errBoom) || a.Next <= 0 {
+			t.Fatalf("notification %d: %+v", i, a)
+		}
+	}
+	if last := seen[len(seen)-1]; last.Next != p.LongInterval {
+		t.Fatalf("last notification announces %v, want the long interval %v", last.Next, p.LongInterval)
+	}
+	// A success or a non-retriable error is not exhaustion.
+	err = RetryNotify(context.Background(), p, "step-z", nil, func(context.Context) error { return NonRetriable(errBoom) })
+	if err == nil || IsRetriesExhausted(err) {
+		t.Fatalf("non-retriable: %v", err)
+	}
+}

@@ -91,6 +91,12 @@ type Chain struct {
 	cfg       atomic.Pointer[channelconfig.Values]
 	connected atomic.Bool
 	lastErr   atomic.Pointer[error]
+	// lost ends when the chain loses its connection to Kafka, so that Broadcasts waiting for
+	// acknowledgements answer at once instead of at ProduceTimeout; a new one is made for
+	// every connection.
+	lostMu   sync.Mutex
+	lost     context.Context
+	loseConn context.CancelFunc
 
 	mu   sync.Mutex
 	gate chan struct{} // closed while new messages may enter; open (not closed) while a re-submitted config is pending
@@ -110,6 +116,8 @@ func New(o Options) (*Chain, error) {
 	// "logger" names the logger under orderer/logging (Fabric's name for the Kafka consenter);
 	// every line of the chain carries its channel.
 	c := &Chain{o: o, log: o.Log.With("logger", "orderer.consensus.kafka", "channel", o.ChannelID), gate: closedGate()}
+	c.lost, c.loseConn = context.WithCancel(context.Background())
+	c.loseConn() // not connected yet
 	st, err := LoadState(c.o.ChannelID, c.o.Store)
 	if err != nil {
 		return nil, err
@@ -186,23 +194,64 @@ type Ack struct {
 	ack     *kafka.Ack
 	size    int
 	timeout time.Duration
+	lost    context.Context
 }
 
-// Wait returns nil once Kafka acknowledged the envelope, or a refusal saying why not.
+// Wait returns nil once Kafka acknowledged the envelope, or a refusal saying why not. It
+// gives up when the chain loses its connection to Kafka (the envelope may still be ordered,
+// as after any SERVICE_UNAVAILABLE), or after ProduceTimeout.
 func (a *Ack) Wait(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	if _, err := a.ack.Wait(ctx); err != nil {
+	wctx, wcancel := context.WithCancelCause(ctx)
+	defer wcancel(nil)
+	stop := context.AfterFunc(a.lost, func() { wcancel(errConnectionLost) })
+	defer stop()
+	if _, err := a.ack.Wait(wctx); err != nil {
+		if cause := context.Cause(wctx); errors.Is(cause, errConnectionLost) {
+			err = fmt.Errorf("%w (%v)", cause, a.c.Err())
+		}
 		return a.c.produceError(a.size, err)
 	}
 	return nil
+}
+
+var errConnectionLost = errors.New("the orderer lost its connection to Kafka while waiting for the acknowledgement; the envelope may or may not be ordered")
+
+// lostCtx is the context that ends at the next loss of connection.
+func (c *Chain) lostCtx() context.Context {
+	c.lostMu.Lock()
+	defer c.lostMu.Unlock()
+	return c.lost
+}
+
+// setConnected records the connection state; losing it ends the waits of pending Broadcasts.
+func (c *Chain) setConnected(on bool) {
+	c.lostMu.Lock()
+	defer c.lostMu.Unlock()
+	was := c.connected.Swap(on)
+	if was != on && c.o.Metrics != nil {
+		c.o.Metrics.Connected(c.o.ChannelID, on)
+	}
+	switch {
+	case was && !on:
+		c.loseConn()
+	case !was && on:
+		if c.lost.Err() != nil {
+			c.lost, c.loseConn = context.WithCancel(context.Background())
+		}
+	}
 }
 
 func (c *Chain) enqueue(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class) (*Ack, error) {
 	if err := c.waitGate(ctx); err != nil {
 		return nil, err
 	}
+	lost := c.lostCtx()
 	if !c.connected.Load() {
+		if err := c.Err(); err != nil {
+			return nil, fmt.Errorf("%w: channel %s: backing Kafka cluster has not completed booting (or is unreachable); try again later: %v", msgprocessor.ErrUnavailable, c.o.ChannelID, err)
+		}
 		return nil, fmt.Errorf("%w: channel %s: backing Kafka cluster has not completed booting (or is unreachable); try again later", msgprocessor.ErrUnavailable, c.o.ChannelID)
 	}
 	payload, err := proto.Marshal(env)
@@ -215,12 +264,12 @@ func (c *Chain) enqueue(ctx context.Context, env *cb.Envelope, seq uint64, class
 	if err != nil {
 		return nil, c.produceError(len(payload), err)
 	}
-	return &Ack{c: c, ack: ack, size: len(payload), timeout: c.o.ProduceTimeout}, nil
+	return &Ack{c: c, ack: ack, size: len(payload), timeout: c.o.ProduceTimeout, lost: lost}, nil
 }
 
 func (c *Chain) produceError(size int, err error) error {
 	if kafka.IsMessageTooLarge(err) {
-		return fmt.Errorf("%w: channel %s: envelope of %d bytes is larger than the Kafka brokers accept (message.max.bytes): %v", msgprocessor.ErrBadRequest, c.o.ChannelID, size, err)
+		return fmt.Errorf("%w: channel %s: envelope of %d bytes is larger than Kafka accepts (the brokers' message.max.bytes, or the topic's max.message.bytes): %v", msgprocessor.ErrBadRequest, c.o.ChannelID, size, err)
 	}
 	return fmt.Errorf("%w: channel %s: producing to Kafka: %v", msgprocessor.ErrUnavailable, c.o.ChannelID, err)
 }
@@ -290,9 +339,9 @@ func LoadState(channelID string, store Store) (State, error) {
 
 func (c *Chain) run(ctx context.Context) {
 	defer close(c.done)
-	pause := c.o.Retry.ShortInterval
-	if pause <= 0 {
-		pause = 5 * time.Second
+	short := c.o.Retry.ShortInterval
+	if short <= 0 {
+		short = 5 * time.Second
 	}
 	for {
 		err := c.session(ctx)
@@ -300,7 +349,21 @@ func (c *Chain) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if kafka.IsRetriesExhausted(err) {
+			// Fabric panics here. kord keeps serving the ledger and says, on /healthz and in
+			// the log, that this channel stopped trying; a restart tries again.
+			err = fmt.Errorf("channel %s: halted, Kafka retries exhausted; restart the orderer once Kafka is reachable: %w", c.o.ChannelID, err)
+			c.lastErr.Store(&err)
+			c.log.Error("chain halted: Kafka retries exhausted", "err", err)
+			return
+		}
 		c.lastErr.Store(&err)
+		pause := short
+		if kafka.IsNonRetriable(err) && c.o.Retry.LongInterval > 0 {
+			// Nothing changes without an operator (offsets gone, bad configuration): look
+			// again now and then instead of hammering Kafka.
+			pause = c.o.Retry.LongInterval
+		}
 		c.log.Error("chain session ended; retrying", "err", err, "retry_in", pause)
 		select {
 		case <-ctx.Done():
@@ -310,22 +373,49 @@ func (c *Chain) run(ctx context.Context) {
 	}
 }
 
+// retry runs one session step on the Kafka.Retry schedule, logging every failed attempt and
+// keeping the last one as the chain's reported error (/healthz) while it retries.
+func (c *Chain) retry(ctx context.Context, step string, fn func(ctx context.Context) error) error {
+	return kafka.RetryNotify(ctx, c.o.Retry, step, func(a kafka.Attempt) {
+		err := fmt.Errorf("channel %s: %s: attempt %d failed, retrying every %s: %w", c.o.ChannelID, a.Step, a.Number, a.Next, a.Err)
+		c.lastErr.Store(&err)
+		c.log.Warn("Kafka step failed; will retry", "step", a.Step, "attempt", a.Number, "elapsed", a.Elapsed.Round(time.Millisecond), "retry_in", a.Next, "err", a.Err)
+	}, fn)
+}
+
+// topicErr explains a missing topic for a channel that has consumed from it before.
+func (c *Chain) topicErr(err error, next int64) error {
+	if kafka.IsUnknownTopic(err) && next >= 0 {
+		return fmt.Errorf("channel %s: Kafka topic %q does not exist, but this orderer's ledger has consumed it up to offset %d (next offset %d); kord does not create it again (an empty topic would be a different log): restore the topic: %w",
+			c.o.ChannelID, c.o.ChannelID, next-1, next, err)
+	}
+	return err
+}
+
+// stallTimeout is how long a chain waits, consuming nothing, for a CONNECT it posted after a
+// consumer error to come back before it starts a new session (with a new consumer).
+const stallTimeout = 10 * time.Second
+
+// probeInterval is how often a chain whose consumer reported an error posts a CONNECT to
+// find out whether Kafka works again.
+func (c *Chain) probeInterval() time.Duration {
+	d := c.o.Retry.ShortInterval
+	if d <= 0 || d > time.Second {
+		d = time.Second
+	}
+	return d
+}
+
 // session connects to Kafka and consumes until an error or ctx ends.
+//
+// Order: rebuild the machine from the ledger; make sure the topic exists (only for a channel
+// that has never consumed it: a channel whose ledger holds Kafka offsets must find its topic,
+// not get a new empty one); start consuming at the offset after the last one persisted (this
+// checks that the offset still exists); post CONNECT. The chain reports itself connected, and
+// takes Broadcast traffic, once it consumed its own CONNECT: the produce and consume paths
+// both work and the ledger has caught up with everything written before.
 func (c *Chain) session(ctx context.Context) error {
 	topic := c.o.ChannelID
-	if c.o.EnsureTopic != nil {
-		if err := c.retry(ctx, "create topic "+topic, func(ctx context.Context) error {
-			return c.o.EnsureTopic(ctx, topic)
-		}); err != nil {
-			return err
-		}
-	}
-	if err := c.retry(ctx, "post CONNECT to "+topic, func(ctx context.Context) error {
-		_, err := c.o.Producer.Produce(ctx, topic, kafka.MarshalConnect())
-		return err
-	}); err != nil {
-		return err
-	}
 	st, err := LoadState(c.o.ChannelID, c.o.Store)
 	if err != nil {
 		return err
@@ -336,15 +426,31 @@ func (c *Chain) session(ctx context.Context) error {
 	}
 	c.cfg.Store(m.Config())
 	c.setGate(m.ConfigPending())
+	start := m.StartOffset()
+	fresh := start < 0
+	if fresh {
+		// A channel that has consumed nothing starts at offset 0 rather than at "oldest"
+		// (Fabric's choice): if the topic's first records are gone, starting at the oldest
+		// left would silently build a different chain than the other orderers'.
+		start = 0
+	}
+
+	if c.o.EnsureTopic != nil && fresh {
+		if err := c.retry(ctx, "create topic "+topic, func(ctx context.Context) error {
+			return c.o.EnsureTopic(ctx, topic)
+		}); err != nil {
+			return err
+		}
+	}
 
 	var part Partition
 	if err := c.retry(ctx, "consume "+topic, func(ctx context.Context) error {
-		p, err := c.o.Consume(ctx, topic, m.StartOffset())
+		p, err := c.o.Consume(ctx, topic, start)
 		if err != nil {
 			if kafka.IsOffsetOutOfRange(err) {
-				return kafka.NonRetriable(err)
+				return kafka.NonRetriable(fmt.Errorf("channel %s: the ledger resumes at offset %d: %w", c.o.ChannelID, start, err))
 			}
-			return err
+			return c.topicErr(err, start)
 		}
 		part = p
 		return nil
@@ -352,13 +458,42 @@ func (c *Chain) session(ctx context.Context) error {
 		return err
 	}
 	defer part.Close()
-	c.lastErr.Store(nil)
-	c.setConnected(true)
-	c.log.Info("chain connected to Kafka", "start_offset", m.StartOffset(), "height", m.Height())
-	var fill fillClock
-	rc := newReconnector(ctx, c)
-	defer rc.stop()
 
+	var connectAt int64
+	if err := c.retry(ctx, "post CONNECT to "+topic, func(ctx context.Context) error {
+		off, err := c.o.Producer.Produce(ctx, topic, kafka.MarshalConnect())
+		connectAt = off
+		return c.topicErr(err, start)
+	}); err != nil {
+		return err
+	}
+	c.log.Info("chain connected to Kafka", "start_offset", start, "height", m.Height(), "connect_offset", connectAt)
+
+	// Posts the loop starts (time-to-cut, CONNECT probes) run aside, so that a Kafka that does
+	// not answer never stalls consumption: their results come back on these channels. The
+	// goroutines end with the session (sctx), which waits for them.
+	sctx, scancel := context.WithCancel(ctx)
+	var posts sync.WaitGroup
+	defer func() {
+		scancel()
+		posts.Wait()
+	}()
+	type posted struct {
+		offset int64
+		err    error
+	}
+	post := func(value []byte, timeout time.Duration, done chan<- posted) {
+		posts.Add(1)
+		go func() {
+			defer posts.Done()
+			pctx, cancel := context.WithTimeout(sctx, timeout)
+			defer cancel()
+			off, err := c.o.Producer.Produce(pctx, topic, value)
+			done <- posted{off, err} // buffered for the one post in flight
+		}()
+	}
+
+	var fill fillClock
 	var timer *time.Timer
 	var timerC <-chan time.Time
 	stopTimer := func() {
@@ -368,6 +503,40 @@ func (c *Chain) session(ctx context.Context) error {
 		}
 	}
 	defer stopTimer()
+	ttcDone := make(chan posted, 1)
+	var ttcBlock uint64
+	ttcInFlight := false
+
+	// After a consumer error the chain is disconnected until a CONNECT it posts comes back.
+	var probe *time.Timer
+	var probeC <-chan time.Time
+	stopProbe := func() {
+		if probe != nil {
+			probe.Stop()
+			probe, probeC = nil, nil
+		}
+	}
+	defer stopProbe()
+	probeDone := make(chan posted, 1)
+	probeInFlight := false
+	// A CONNECT that Kafka acknowledged but that does not come back, while nothing else is
+	// consumed either, means the consumer is stuck (seen with sarama after a network
+	// partition); a new session, with a new consumer, is then the way out.
+	var stall *time.Timer
+	var stallC <-chan time.Time
+	stopStall := func() {
+		if stall != nil {
+			stall.Stop()
+			stall, stallC = nil, nil
+		}
+	}
+	defer stopStall()
+	armProbe := func() {
+		if probe == nil && !probeInFlight {
+			probe = time.NewTimer(c.probeInterval())
+			probeC = probe.C
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -377,28 +546,45 @@ func (c *Chain) session(ctx context.Context) error {
 				return errors.New("partition consumer closed")
 			}
 			if kafka.IsOffsetOutOfRange(err) {
-				return fmt.Errorf("channel %s: %w", topic, err)
+				return kafka.NonRetriable(fmt.Errorf("channel %s: %w", topic, err))
 			}
-			// sarama keeps retrying by itself; Broadcast is refused until records flow again.
-			// As Fabric, post CONNECT (again, until it gets through), so that records flow as
-			// soon as Kafka is back even if nobody else writes to the topic.
-			err = fmt.Errorf("consuming %s: %w", topic, err)
+			// sarama keeps retrying by itself; Broadcast is refused until a CONNECT posted
+			// from now on is consumed.
+			err = fmt.Errorf("channel %s: consuming from Kafka: %w", c.o.ChannelID, c.topicErr(err, m.StartOffset()))
 			c.lastErr.Store(&err)
-			c.setConnected(false)
-			c.log.Warn("Kafka consumer error", "err", err)
-			rc.kick()
-		case err := <-rc.done():
-			rc.finished(err, c.connected.Load())
-		case <-rc.retryC():
-			rc.retry(c.connected.Load())
+			if c.connected.Load() {
+				c.setConnected(false)
+				c.log.Warn("Kafka consumer error; refusing Broadcast until Kafka answers again", "err", err)
+			}
+			connectAt = -1
+			armProbe()
+		case <-probeC:
+			probe, probeC = nil, nil
+			if connectAt < 0 && !probeInFlight {
+				probeInFlight = true
+				post(kafka.MarshalConnect(), min(c.o.ProduceTimeout, 10*time.Second), probeDone)
+			}
+		case r := <-probeDone:
+			probeInFlight = false
+			if r.err == nil {
+				connectAt = r.offset
+				c.log.Info("posted CONNECT; waiting to consume it", "offset", r.offset)
+				stopStall()
+				stall = time.NewTimer(stallTimeout)
+				stallC = stall.C
+			} else {
+				err := fmt.Errorf("channel %s: posting CONNECT: %w", c.o.ChannelID, c.topicErr(r.err, m.StartOffset()))
+				c.lastErr.Store(&err)
+				armProbe()
+			}
+		case <-stallC:
+			stall, stallC = nil, nil
+			if !c.connected.Load() && connectAt >= 0 {
+				return fmt.Errorf("channel %s: the CONNECT posted at offset %d was not consumed within %s; restarting the Kafka session", c.o.ChannelID, connectAt, stallTimeout)
+			}
 		case rec, ok := <-part.Records():
 			if !ok {
 				return errors.New("partition consumer closed")
-			}
-			if !c.connected.Load() {
-				c.lastErr.Store(nil)
-				c.setConnected(true)
-				c.log.Info("chain consuming Kafka again", "offset", rec.Offset)
 			}
 			rd := m.Step(rec.Offset, rec.Value)
 			if c.o.Metrics != nil {
@@ -409,6 +595,16 @@ func (c *Chain) session(ctx context.Context) error {
 			}
 			if c.o.Metrics != nil {
 				c.o.Metrics.Consumed(c.o.ChannelID, rec.Offset, part.HighWatermark())
+			}
+			if stall != nil && rec.Offset < connectAt {
+				stall.Reset(stallTimeout) // catching up: the consumer works
+			}
+			if connectAt >= 0 && rec.Offset >= connectAt && !c.connected.Load() {
+				c.lastErr.Store(nil)
+				c.setConnected(true)
+				stopProbe()
+				stopStall()
+				c.log.Info("chain consumed its CONNECT; taking Broadcast traffic", "offset", rec.Offset, "height", m.Height())
 			}
 			switch rd.Timer {
 			case TimerStart:
@@ -421,13 +617,29 @@ func (c *Chain) session(ctx context.Context) error {
 			c.setGate(m.ConfigPending())
 		case <-timerC:
 			timer, timerC = nil, nil
+			if ttcInFlight {
+				continue // the one in flight asks for the same cut
+			}
 			ttc := m.TimerFired()
-			if err := c.produce(ctx, ttc); err != nil {
+			value, err := proto.Marshal(ttc)
+			if err != nil {
+				return err
+			}
+			ttcBlock = ttc.GetTimeToCut().GetBlockNumber()
+			ttcInFlight = true
+			post(value, c.o.ProduceTimeout, ttcDone)
+		case r := <-ttcDone:
+			ttcInFlight = false
+			if r.err != nil {
 				// Without the TIME_TO_CUT the pending batch would wait for the next message;
 				// try again after another timeout instead.
-				c.log.Warn("posting time-to-cut failed; will retry", "block", ttc.GetTimeToCut().GetBlockNumber(), "err", err)
-				timer = time.NewTimer(m.Config().BatchTimeout)
-				timerC = timer.C
+				c.log.Warn("posting time-to-cut failed; will retry", "block", ttcBlock, "err", r.err)
+				// Only while that block is still to be cut (a cut by size or count since
+				// then stopped the timer and emptied the batch).
+				if timer == nil && m.Height() == ttcBlock {
+					timer = time.NewTimer(m.Config().BatchTimeout)
+					timerC = timer.C
+				}
 			}
 		}
 	}
@@ -475,32 +687,6 @@ func (c *Chain) apply(ctx context.Context, rd Ready) error {
 	return nil
 }
 
-// setConnected records whether the chain consumes its partition, telling Metrics of changes.
-func (c *Chain) setConnected(up bool) {
-	if c.connected.Swap(up) != up && c.o.Metrics != nil {
-		c.o.Metrics.Connected(c.o.ChannelID, up)
-	}
-}
-
-// retry runs one start-up step on the chain's retry schedule. Each failed attempt becomes
-// the chain's Err (so that /healthz says what is wrong while the step is retried) and is
-// logged when its reason changes.
-func (c *Chain) retry(ctx context.Context, step string, fn func(ctx context.Context) error) error {
-	last := ""
-	return kafka.Retry(ctx, c.o.Retry, step, func(ctx context.Context) error {
-		err := fn(ctx)
-		if err != nil && ctx.Err() == nil {
-			err := fmt.Errorf("%s: %w", step, err)
-			c.lastErr.Store(&err)
-			if msg := err.Error(); msg != last {
-				last = msg
-				c.log.Warn("Kafka step failed; retrying", "step", step, "err", err)
-			}
-		}
-		return err
-	})
-}
-
 func (c *Chain) produce(ctx context.Context, msg *ab.KafkaMessage) error {
 	value, err := proto.Marshal(msg)
 	if err != nil {
@@ -522,70 +708,4 @@ func (c *Chain) logEvent(ev Event) {
 	default:
 		c.log.Warn("record", "offset", ev.Offset, "kind", ev.Kind.String(), "detail", ev.Detail)
 	}
-}
-
-// reconnector posts CONNECT records after a consumer error until one gets through, one at a
-// time, each in a goroutine it owns; the session loop drives it and stop waits for the
-// goroutine.
-type reconnector struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	c      *Chain
-	wg     sync.WaitGroup
-	result chan error       // the post in flight, nil when none
-	timer  *time.Timer      // pause before the next attempt
-	timerC <-chan time.Time // nil when no attempt is scheduled
-}
-
-func newReconnector(ctx context.Context, c *Chain) *reconnector {
-	ctx, cancel := context.WithCancel(ctx)
-	return &reconnector{ctx: ctx, cancel: cancel, c: c}
-}
-
-// kick posts a CONNECT unless one is already in flight or scheduled.
-func (r *reconnector) kick() {
-	if r.result != nil || r.timerC != nil {
-		return
-	}
-	ch := make(chan error, 1)
-	r.result = ch
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		ch <- r.c.produce(r.ctx, &ab.KafkaMessage{Type: &ab.KafkaMessage_Connect{Connect: &ab.KafkaMessageConnect{}}})
-	}()
-}
-
-func (r *reconnector) done() <-chan error { return r.result }
-
-func (r *reconnector) retryC() <-chan time.Time { return r.timerC }
-
-// finished takes the outcome of a post: on failure, and while still disconnected, the next
-// attempt follows after the retry interval.
-func (r *reconnector) finished(err error, connected bool) {
-	r.result = nil
-	if err == nil || connected {
-		return
-	}
-	pause := r.c.o.Retry.ShortInterval
-	if pause <= 0 {
-		pause = 5 * time.Second
-	}
-	r.timer = time.NewTimer(pause)
-	r.timerC = r.timer.C
-}
-
-func (r *reconnector) retry(connected bool) {
-	r.timer, r.timerC = nil, nil
-	if !connected {
-		r.kick()
-	}
-}
-
-func (r *reconnector) stop() {
-	r.cancel()
-	if r.timer != nil {
-		r.timer.Stop()
-	}
-	r.wg.Wait()
 }

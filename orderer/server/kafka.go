@@ -65,7 +65,7 @@ func pemOf(key string, s config.PEMSource) ([]byte, error) {
 	return []byte(s.PEM), nil
 }
 
-// kafkaClients creates the process's producer and consumer on first use, so that an orderer
+// kafkaClients creates the process's producer and topic admin on first use, so that an orderer
 // started while Kafka is down comes up and keeps retrying (through each chain's retry
 // schedule) instead of failing to start.
 type kafkaClients struct {
@@ -73,7 +73,9 @@ type kafkaClients struct {
 
 	mu       sync.Mutex
 	producer *kafka.Producer
-	consumer *kafka.Consumer
+	admin    *kafka.Admin
+	// consumers are the chains' live consumers, for their metrics.
+	consumers map[*kafka.Consumer]struct{}
 }
 
 func (k *kafkaClients) getProducer(ctx context.Context) (*kafka.Producer, error) {
@@ -87,19 +89,6 @@ func (k *kafkaClients) getProducer(ctx context.Context) (*kafka.Producer, error)
 		k.producer = p
 	}
 	return k.producer, nil
-}
-
-func (k *kafkaClients) getConsumer(ctx context.Context) (*kafka.Consumer, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.consumer == nil {
-		c, err := kafka.NewConsumer(ctx, k.opts)
-		if err != nil {
-			return nil, err
-		}
-		k.consumer = c
-	}
-	return k.consumer, nil
 }
 
 // Produce implements chain.Producer.
@@ -120,16 +109,65 @@ func (k *kafkaClients) Enqueue(ctx context.Context, topic string, value []byte) 
 	return p.Enqueue(ctx, topic, value)
 }
 
+// consume gives every chain session a consumer of its own, as Fabric does per channel: a
+// channel whose broker connections went bad gets new ones with its next session, without
+// disturbing the other channels.
 func (k *kafkaClients) consume(ctx context.Context, topic string, offset int64) (chain.Partition, error) {
-	c, err := k.getConsumer(ctx)
+	c, err := kafka.NewConsumer(ctx, k.opts)
 	if err != nil {
 		return nil, err
 	}
-	return c.ConsumePartition(ctx, topic, offset)
+	pc, err := c.ConsumePartition(ctx, topic, offset)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	k.mu.Lock()
+	if k.consumers == nil {
+		k.consumers = map[*kafka.Consumer]struct{}{}
+	}
+	k.consumers[c] = struct{}{}
+	k.mu.Unlock()
+	return ownedPartition{pc, c, k}, nil
+}
+
+// ownedPartition closes its consumer with it.
+type ownedPartition struct {
+	*kafka.PartitionConsumer
+	c *kafka.Consumer
+	k *kafkaClients
+}
+
+func (p ownedPartition) Close() error {
+	p.k.mu.Lock()
+	delete(p.k.consumers, p.c)
+	p.k.mu.Unlock()
+	err := p.PartitionConsumer.Close()
+	if cerr := p.c.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (k *kafkaClients) getAdmin(ctx context.Context) (*kafka.Admin, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.admin == nil {
+		a, err := kafka.NewAdmin(ctx, k.opts)
+		if err != nil {
+			return nil, err
+		}
+		k.admin = a
+	}
+	return k.admin, nil
 }
 
 func (k *kafkaClients) ensureTopic(ctx context.Context, topic string) error {
-	return kafka.EnsureTopic(ctx, k.opts, topic, k.opts.ReplicationFactor)
+	a, err := k.getAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	return a.EnsureTopic(ctx, topic, k.opts.ReplicationFactor)
 }
 
 func (k *kafkaClients) close() {
@@ -139,8 +177,8 @@ func (k *kafkaClients) close() {
 		_ = k.producer.Close()
 		k.producer = nil
 	}
-	if k.consumer != nil {
-		_ = k.consumer.Close()
-		k.consumer = nil
+	if k.admin != nil {
+		_ = k.admin.Close()
+		k.admin = nil
 	}
 }

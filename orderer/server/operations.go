@@ -245,8 +245,8 @@ func (k *kafkaClients) metrics() []kafka.ClientMetric {
 	if k.producer != nil {
 		out = append(out, k.producer.Metrics()...)
 	}
-	if k.consumer != nil {
-		out = append(out, k.consumer.Metrics()...)
+	for c := range k.consumers {
+		out = append(out, c.Metrics()...)
 	}
 	return out
 }
