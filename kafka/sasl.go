@@ -28,6 +28,7 @@ func explainConnectError(ctx context.Context, addrs []string, conf *sarama.Confi
 	probe.Version = sarama.V0_10_0_0
 	probe.ApiVersionsRequest = false
 	probe.Net.SASL.Enable = false
+	probe.Producer.Idempotent = false // needs 0.11+; the probe speaks 0.10
 	useCtxDialer(ctx, &probe)
 	for _, addr := range addrs {
 		if _, perr := probeOne(&probe, addr); perr == nil {

@@ -26,8 +26,9 @@ import (
 // Chain is the read side of one channel's ledger.
 type Chain interface {
 	Height() uint64
-	// Block returns block n, waiting until it is written or ctx ends.
-	Block(ctx context.Context, n uint64) (*cb.Block, error)
+	// EncodedBlock returns the stored encoding of block n (a marshalled common.Block),
+	// waiting until it is written or ctx ends. It is sent to the client as is.
+	EncodedBlock(ctx context.Context, n uint64) ([]byte, error)
 }
 
 // Registrar finds channels and checks read access.
@@ -134,7 +135,7 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 		if req.failIfNotReady && n >= req.chain.Height() {
 			return cb.Status_NOT_FOUND, nil
 		}
-		b, err := req.chain.Block(ctx, n)
+		raw, err := req.chain.EncodedBlock(ctx, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				if isClosed(h.Stopping) {
@@ -156,7 +157,7 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 			}
 			return cb.Status_FORBIDDEN, nil
 		}
-		if err := srv.Send(&ab.DeliverResponse{Type: &ab.DeliverResponse_Block{Block: b}}); err != nil {
+		if err := srv.SendMsg(&encodedResponse{raw: raw}); err != nil {
 			return 0, err
 		}
 		if h.Metrics != nil {

@@ -46,13 +46,13 @@ func (c *memChain) Height() uint64 {
 	return uint64(len(c.blocks))
 }
 
-func (c *memChain) Block(ctx context.Context, n uint64) (*cb.Block, error) {
+func (c *memChain) EncodedBlock(ctx context.Context, n uint64) ([]byte, error) {
 	for {
 		c.mu.Lock()
 		if n < uint64(len(c.blocks)) {
 			b := c.blocks[n]
 			c.mu.Unlock()
-			return b, nil
+			return proto.Marshal(b)
 		}
 		g := c.grown
 		c.mu.Unlock()
@@ -92,7 +92,7 @@ func start(t *testing.T, h *Handler) ab.AtomicBroadcastClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(ServerCodec()))
 	ab.RegisterAtomicBroadcastServer(gs, server{h})
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)

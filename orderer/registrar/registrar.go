@@ -466,13 +466,14 @@ type reader struct{ s *ledger.Store }
 
 func (rd reader) Height() uint64 { return rd.s.Height() }
 
-func (rd reader) Block(ctx context.Context, n uint64) (*cb.Block, error) {
+func (rd reader) EncodedBlock(ctx context.Context, n uint64) ([]byte, error) {
 	if n < rd.s.Height() {
-		return rd.s.Block(n)
+		return rd.s.RawBlock(n)
 	}
 	it := rd.s.Iterator(n)
 	defer it.Close()
-	return it.Next(ctx)
+	_, raw, err := it.NextRaw(ctx)
+	return raw, err
 }
 
 // revalidator re-checks stale messages with the channel's message processor.

@@ -207,6 +207,7 @@ func (s *Server) Start() error {
 		minInterval = time.Minute // Fabric's default when unset
 	}
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(deliver.ServerCodec()), // Deliver sends stored blocks as they are
 		grpc.MaxRecvMsgSize(int(g.MaxRecvMsgSize)),
 		grpc.MaxSendMsgSize(int(g.MaxSendMsgSize)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minInterval, PermitWithoutStream: true}),

@@ -1,0 +1,42 @@
+package deliver
+
+import (
+	"encoding/binary"
+
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+)
+
+// Blocks are sent as the ledger stored them. A DeliverResponse holding a block is the block's
+// encoding behind a two-part header (field 2, length), so the handler builds that header and
+// hands both parts to gRPC: no decode of the stored block and no re-encode per follower, which
+// is what makes serving a long chain, or one block to many followers, cheap.
+
+// blockField is the tag of DeliverResponse.block (field 2, length-delimited).
+const blockField = 2<<3 | 2
+
+// encodedResponse is a DeliverResponse carrying an already encoded block. Only the server
+// codec (ServerCodec) knows how to send it.
+type encodedResponse struct {
+	raw []byte
+}
+
+// ServerCodec is the gRPC codec a server serving this package's Handler must use
+// (grpc.ForceServerCodecV2): gRPC's protobuf codec, plus encodedResponse.
+func ServerCodec() encoding.CodecV2 {
+	return codec{encoding.GetCodecV2(proto.Name)}
+}
+
+type codec struct{ encoding.CodecV2 }
+
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	r, ok := v.(*encodedResponse)
+	if !ok {
+		return c.CodecV2.Marshal(v)
+	}
+	hdr := make([]byte, 1, 1+binary.MaxVarintLen64)
+	hdr[0] = blockField
+	hdr = binary.AppendUvarint(hdr, uint64(len(r.raw)))
+	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.SliceBuffer(r.raw)}, nil
+}
