@@ -65,3 +65,72 @@ func BenchmarkIterateRaw(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendFullBlock appends blocks of 500 envelopes of 1 KiB (the settings),
+// one synced LevelDB batch each, as a chain writes a cut block.
+func BenchmarkAppendFullBlock(b *testing.B) {
+	s := mustOpen(b, newTestProvider(b, b.TempDir()), "bench")
+	proto := testBlock(b, 0, 500, 1024)
+	b.SetBytes(int64(len(mustMarshal(b, proto))))
+	b.ReportAllocs()
+	n := uint64(0)
+	for b.Loop() {
+		blk := testBlock(b, n, 0, 0)
+		blk.Data = proto.Data
+		if err := s.Append(blk); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(b.N)*500/b.Elapsed().Seconds(), "envelopes/s")
+}
+
+// BenchmarkFollowers has 10 iterators read the same chain from block 0 at once, as 10 peers
+// catching up do (100 blocks each per iteration); bytes/s is the total served.
+func BenchmarkFollowers(b *testing.B) {
+	const chain, followers = 2000, 10
+	root := b.TempDir()
+	p := newTestProvider(b, root)
+	s := mustOpen(b, p, "bench")
+	for n := uint64(0); n < chain; n += 100 {
+		batch := make([]*cb.Block, 0, 100)
+		for i := n; i < n+100; i++ {
+			batch = append(batch, benchBlock(b, i))
+		}
+		if err := s.Append(batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		b.Fatal(err)
+	}
+	s = mustOpen(b, newTestProvider(b, root), "bench")
+	raw, err := s.RawBlock(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)) * 100 * followers)
+	b.ReportAllocs()
+	ctx := context.Background()
+	for b.Loop() {
+		errs := make(chan error, followers)
+		for range followers {
+			go func() {
+				it := s.Iterator(0)
+				defer it.Close()
+				for range 100 {
+					if _, _, err := it.NextRaw(ctx); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range followers {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -86,7 +86,7 @@ type server struct{ h *Handler }
 func (s server) Broadcast(ab.AtomicBroadcast_BroadcastServer) error { return nil }
 func (s server) Deliver(srv ab.AtomicBroadcast_DeliverServer) error { return s.h.Handle(srv) }
 
-func start(t *testing.T, h *Handler) ab.AtomicBroadcastClient {
+func start(t testing.TB, h *Handler) ab.AtomicBroadcastClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
