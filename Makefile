@@ -8,7 +8,7 @@ FUZZTIME            ?= 10s
 VERSION             ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS             := -X github.com/kordhq/kord/orderer/server.Version=$(VERSION)
 
-.PHONY: build run test lint unit fuzz clean test-sdk test-kafka
+.PHONY: build run test lint unit fuzz clean test-sdk test-kafka bench
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/orderer ./cmd/orderer
@@ -57,6 +57,15 @@ fuzz:
 # dependencies stay out of kord's go.mod.
 test-sdk:
 	cd integration/fabricsdk && $(GO) test -count=1 -timeout 15m ./...
+
+# bench: the repository's benchmarks (block cutter, chain state machine, ledger, Broadcast
+# filter chain, Deliver, end to end on kfake), printed as a table; raw output in
+# .cache/bench.txt. BENCHTIME sets each benchmark's run (go test -benchtime).
+BENCHTIME ?= 1s
+bench:
+	@mkdir -p .cache
+	@$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./... > .cache/bench.txt 2>&1; \
+	  st=$$?; grep -E '^(FAIL|---|panic)' .cache/bench.txt; awk -f bench/table.awk .cache/bench.txt; exit $$st
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -146,8 +146,8 @@ func (p *Producer) Produce(ctx context.Context, topic string, value []byte) (int
 
 // Ack is the pending acknowledgement of an enqueued record.
 type Ack struct {
-	op   string
-	done chan result
+	topic string
+	done  chan result
 }
 
 // Enqueue hands value to the producer and returns without waiting for Kafka.
@@ -156,9 +156,8 @@ type Ack struct {
 // configureOrdering), which is how a Broadcast stream keeps its envelopes in
 // the order they were sent while many are in flight.
 func (p *Producer) Enqueue(ctx context.Context, topic string, value []byte) (*Ack, error) {
-	op := fmt.Sprintf("kafka: produce to %q", topic)
 	if len(value) > p.maxValue {
-		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", op, ErrMessageTooLarge, len(value), p.maxValue)
+		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", produceOp(topic), ErrMessageTooLarge, len(value), p.maxValue)
 	}
 	done := make(chan result, 1)
 	msg := &sarama.ProducerMessage{
@@ -169,21 +168,24 @@ func (p *Producer) Enqueue(ctx context.Context, topic string, value []byte) (*Ac
 		Metadata:  done,
 	}
 	if err := p.send(ctx, msg); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", produceOp(topic), err)
 	}
-	return &Ack{op: op, done: done}, nil
+	return &Ack{topic: topic, done: done}, nil
 }
+
+// produceOp names a produce in errors; built only on failure, off the hot path.
+func produceOp(topic string) string { return fmt.Sprintf("kafka: produce to %q", topic) }
 
 // Wait returns the record's offset once Kafka acknowledged it, or why not.
 func (a *Ack) Wait(ctx context.Context) (int64, error) {
 	select {
 	case r := <-a.done:
 		if r.err != nil {
-			return 0, classify(a.op, r.err)
+			return 0, classify(produceOp(a.topic), r.err)
 		}
 		return r.offset, nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%s: waiting for acknowledgement: %w", a.op, ctx.Err())
+		return 0, fmt.Errorf("%s: waiting for acknowledgement: %w", produceOp(a.topic), ctx.Err())
 	}
 }
 

@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 // testNet is one orderer (in this process) on a kfake cluster (over TCP), with a generated
 // crypto tree and genesis block, as an operator would run it.
 type testNet struct {
-	t         *testing.T
+	t         testing.TB
 	dir       string
 	kcfg      embedded.Config
 	cluster   *embedded.Cluster
@@ -71,7 +71,7 @@ type testNet struct {
 
 // newTestNet starts the Kafka cluster described by kcfg (persisted, so that it can be
 // restarted) and prepares the orderer's configuration, which tweak may change.
-func newTestNet(t *testing.T, kcfg embedded.Config, tweak func(n *testNet)) *testNet {
+func newTestNet(t testing.TB, kcfg embedded.Config, tweak func(n *testNet)) *testNet {
 	t.Helper()
 	n := &testNet{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
 	n.cryptoDir = filepath.Join(n.dir, "crypto")
@@ -391,7 +391,7 @@ func family(series map[string]float64, name string) (sum float64, found bool) {
 	return sum, found
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -401,7 +401,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
+func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
