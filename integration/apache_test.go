@@ -334,7 +334,9 @@ func TestApacheKafkaNotUp(t *testing.T) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	r := broadcastStream(ctx, conn, nw.user, genesis.DefaultSystemChannelID, 1, payloads(1, 0), nil)
+	// Only the orderer organization may write to the system channel (/Channel/Writers).
+	sysWriter := nw.ordererAdmin()
+	r := broadcastStream(ctx, conn, sysWriter, genesis.DefaultSystemChannelID, 1, payloads(1, 0), nil)
 	if r.status != cb.Status_SERVICE_UNAVAILABLE {
 		t.Fatalf("Broadcast without Kafka: %v", r)
 	}
@@ -372,7 +374,7 @@ func TestApacheKafkaNotUp(t *testing.T) {
 	faultTiming(t, "kafka-not-up:ready-after-first-broker-start", time.Since(brokersUp))
 	faultTiming(t, "kafka-not-up:ready-after-all-brokers-up", time.Since(allUp))
 	// Ready means ready: Broadcast succeeds at once.
-	r = broadcastStream(ctx, conn, nw.user, genesis.DefaultSystemChannelID, 1, payloads(2, 0), nil)
+	r = broadcastStream(ctx, conn, sysWriter, genesis.DefaultSystemChannelID, 1, payloads(2, 0), nil)
 	if r.status != 0 || len(r.acked) != 1 {
 		t.Fatalf("Broadcast right after /healthz said ready: %v", r)
 	}
