@@ -82,6 +82,8 @@ type Progress struct {
 
 // Report is the outcome of a run. Durations are in seconds, latencies in milliseconds.
 type Report struct {
+	// Orderer is for the caller to fill in (Run does not know the address).
+	Orderer      string  `json:"orderer,omitempty"`
 	Channel      string  `json:"channel"`
 	Streams      int     `json:"streams"`
 	Size         int     `json:"size"`
