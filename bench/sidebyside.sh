@@ -17,7 +17,8 @@
 #
 # Settings (environment): WORK (a fresh temporary directory), COUNT (60000 envelopes per
 # throughput run), STREAMS ("1 16"), RATE (5000 envelopes/s for the latency run),
-# RATE_DURATION (20s), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
+# RATE_DURATION (20s), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
+# this by a config update, then set back to 500; empty skips it), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
 # PORT_BASE+2042).
 # Results: one JSON line per run in $WORK/results.jsonl (with "orderer_kind" and "run"
 # added), the machine in $WORK/machine.txt, and logs in $WORK.
@@ -30,6 +31,7 @@ STREAMS=${STREAMS:-1 16}
 RATE=${RATE:-5000}
 RATE_DURATION=${RATE_DURATION:-20s}
 SIZE=${SIZE:-1024}
+SMALL_BATCH=${SMALL_BATCH-100}
 PORT_BASE=${PORT_BASE:-17050}
 FABRIC_CFG=${FABRIC_CFG:-$here/config}
 fabric_port=$PORT_BASE
@@ -77,6 +79,7 @@ awk -v kafka="$kafka_addr" -v e1="127.0.0.1:$fabric_port" -v e2="127.0.0.1:$kord
 crypto=$WORK/dev/crypto
 orderer_msp=$crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/msp
 admin_msp=$crypto/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp
+orderer_admin_msp=$crypto/ordererOrganizations/example.com/users/Admin@example.com/msp
 user_msp=$crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp
 
 {
@@ -129,6 +132,17 @@ measure() { # KIND PORT
 		bench "$1" "$2" "streams=$s" --streams "$s" --count "$COUNT"
 	done
 	bench "$1" "$2" "rate=$RATE" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+	if [ -n "$SMALL_BATCH" ]; then
+		batch "$2" "$SMALL_BATCH"
+		bench "$1" "$2" "rate=$RATE,batch=$SMALL_BATCH" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+		batch "$2" 500
+	fi
+}
+
+batch() { # PORT MAXMESSAGECOUNT: a config update signed by the orderer organization's admin
+	"$K" channel update -o "127.0.0.1:$1" -c bench --batch-size "$2" \
+		--msp-dir "$orderer_admin_msp" --msp-id OrdererMSP >>update.log 2>&1
+	sleep 2
 }
 
 first=1

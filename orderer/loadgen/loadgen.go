@@ -103,8 +103,11 @@ type Report struct {
 	Foreign uint64 `json:"foreign"`
 
 	// Elapsed runs from the start of the clock to the last acknowledgement or delivery.
-	Elapsed          float64 `json:"elapsed_s"`
-	SendElapsed      float64 `json:"send_elapsed_s"`
+	Elapsed     float64 `json:"elapsed_s"`
+	SendElapsed float64 `json:"send_elapsed_s"`
+	// SentRate is sent over SendElapsed: with Rate, below Rate when the orderer did not keep
+	// up (MaxInFlight unanswered envelopes on every stream hold the senders back).
+	SentRate         float64 `json:"sent_per_s"`
 	AcknowledgedRate float64 `json:"acknowledged_per_s"`
 	DeliveredRate    float64 `json:"delivered_per_s"`
 	// Latency is send→delivery, AckLatency send→acknowledgement.
@@ -598,6 +601,7 @@ func (r *run) report(sendElapsed time.Duration) *Report {
 	}
 	lastAck, lastDel := r.lastAck.Load(), r.lastDelivery.Load()
 	rep.Elapsed = secs(max(lastAck, lastDel, int64(sendElapsed)))
+	rep.SentRate = rate(rep.Sent, int64(sendElapsed))
 	rep.AcknowledgedRate = rate(rep.Acknowledged, lastAck)
 	rep.DeliveredRate = rate(rep.Delivered, lastDel)
 	if r.blocks > 0 {

@@ -252,6 +252,9 @@ func TestRunRateAndDuration(t *testing.T) {
 	if rep.Sent < 140 || rep.Sent > 151 {
 		t.Fatalf("sent %d at 300/s in 0.5s", rep.Sent)
 	}
+	if rep.SentRate < 250 || rep.SentRate > 320 {
+		t.Fatalf("sent %v/s at 300/s", rep.SentRate)
+	}
 	if rep.SendElapsed < 0.45 || rep.SendElapsed > 1 {
 		t.Fatalf("sending took %vs", rep.SendElapsed)
 	}
