@@ -58,7 +58,7 @@ func parseBenchFlags(args []string) (*benchFlags, error) {
 	fs.DurationVar(&b.duration, "duration", 0, "stop sending after this long (whichever of --count and --duration comes first)")
 	fs.IntVar(&b.size, "size", 1024, "random payload data bytes per envelope")
 	fs.Float64Var(&b.rate, "rate", 0, "offered envelopes per second over all streams (0: as fast as possible)")
-	fs.BoolVar(&b.signOnTheFly, "sign-on-the-fly", false, "sign each envelope when sending it instead of before the clock starts")
+	fs.BoolVar(&b.signOnTheFly, "sign-on-the-fly", false, "sign each envelope when sending it instead of before the clock starts (prepared envelopes are all held in memory, about size+700 bytes each, and dropped as they are sent; for long runs sign on the fly)")
 	fs.BoolVar(&b.deliver, "deliver", true, "follow the chain from its newest block and measure send-to-delivery latency")
 	fs.IntVar(&b.maxInFlight, "max-in-flight", 1000, "unanswered envelopes per stream")
 	fs.DurationVar(&b.drainTimeout, "drain-timeout", 10*time.Second, "at the end, how long to wait for a block while acknowledged envelopes are undelivered")

@@ -8,7 +8,8 @@
 //     nonce, Size random bytes of payload data), so any orderer's filters accept it. By
 //     default all Count envelopes are built and signed before the clock starts, on every
 //     core; with SignOnTheFly each stream signs its envelopes as it sends them, and the
-//     signing cost is part of the run.
+//     signing cost is part of the run. Prepared envelopes are held in memory until sent (about
+//     Size+700 bytes each), so a long run should sign on the fly: its memory then stays flat.
 //   - Deliver follower. Before the clock starts, one Deliver stream seeks the channel's newest
 //     block (so an existing chain is not replayed) and follows the chain; the run starts once
 //     that block has arrived.
