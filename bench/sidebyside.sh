@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Side-by-side throughput and latency of Fabric's Kafka orderer and kord on one Kafka.
+#
+#   FABRIC_ORDERER=/path/to/fabric/orderer FABRIC_CFG=/path/to/fabric/sampleconfig bench/sidebyside.sh
+#
+# FABRIC_ORDERER is a Fabric v2.5 `orderer` binary you built yourself (this script never
+# fetches or builds Fabric); FABRIC_CFG is a directory with Fabric's orderer.yaml (default:
+# kord's config/). Without FABRIC_ORDERER only kord is measured.
+#
+# What it does, all on loopback: builds kord's orderer and kordctl, generates crypto and a
+# network spec with `orderer dev`, starts `kordctl kafka` (in memory), writes a system-channel
+# genesis block (Kafka, MaxMessageCount 500, BatchTimeout 200ms), then for each orderer in
+# turn (Fabric first): starts it with the same genesis block and its own ledger, creates the
+# channel (first orderer) or waits until it has caught up with the chain (second), runs
+# `kordctl bench` for each run below, and stops it. Only one orderer runs at a time, so the
+# two do not share the machine's cores; both write the same chain.
+#
+# Settings (environment): WORK (a fresh temporary directory), COUNT (60000 envelopes per
+# throughput run), STREAMS ("1 16"), RATE (5000 envelopes/s for the latency run),
+# RATE_DURATION (20s), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
+# this by a config update, then set back to 500; empty skips it), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
+# PORT_BASE+2042).
+# Results: one JSON line per run in $WORK/results.jsonl (with "orderer_kind" and "run"
+# added), the machine in $WORK/machine.txt, and logs in $WORK.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${WORK:-$(mktemp -d /tmp/kord-sidebyside-XXXXXX)}
+COUNT=${COUNT:-60000}
+STREAMS=${STREAMS:-1 16}
+RATE=${RATE:-5000}
+RATE_DURATION=${RATE_DURATION:-20s}
+SIZE=${SIZE:-1024}
+SMALL_BATCH=${SMALL_BATCH-100}
+PORT_BASE=${PORT_BASE:-17050}
+FABRIC_CFG=${FABRIC_CFG:-$here/config}
+fabric_port=$PORT_BASE
+kord_port=$((PORT_BASE + 1))
+kafka_addr=127.0.0.1:$((PORT_BASE + 2042))
+
+mkdir -p "$WORK"
+cd "$WORK"
+echo "work directory: $WORK" >&2
+
+(cd "$here" && go build -o "$WORK/bin/orderer" ./cmd/orderer && go build -o "$WORK/bin/kordctl" ./cmd/kordctl)
+K=$WORK/bin/kordctl
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Crypto and a network spec from `orderer dev`, stopped as soon as it has written them.
+"$WORK/bin/orderer" dev --dir "$WORK/dev" --listen 127.0.0.1:$((PORT_BASE + 3)) --ops 127.0.0.1:$((PORT_BASE + 4)) >dev.log 2>&1 &
+devpid=$!
+for _ in $(seq 100); do [ -s dev/network.yaml ] && break; sleep 0.2; done
+kill "$devpid"; wait "$devpid" 2>/dev/null || true
+
+"$K" kafka --listen "$kafka_addr" >kafka.out 2>kafka.log &
+pids+=($!)
+
+awk -v kafka="$kafka_addr" -v e1="127.0.0.1:$fabric_port" -v e2="127.0.0.1:$kord_port" '
+	/^kafka:/ { print; inkafka = 1; next }
+	inkafka && /^    brokers:/ { print; print "        - " kafka; skip = 1; next }
+	skip && /^        - / { next }
+	{ skip = 0 }
+	/^[a-z]/ { inkafka = 0 }
+	/^      endpoints:/ { print; print "        - " e1; print "        - " e2; skipe = 1; next }
+	skipe && /^        - / { next }
+	{ skipe = 0 }
+	/^    timeout:/ { print "    timeout: 200ms"; next }
+	/^    maxMessageCount:/ { print "    maxMessageCount: 500"; next }
+	{ print }' dev/network.yaml >network.yaml
+"$K" genesis --spec network.yaml --out genesis.block
+"$K" genesis channel-tx --spec network.yaml --channel bench --out bench.tx
+
+crypto=$WORK/dev/crypto
+orderer_msp=$crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/msp
+admin_msp=$crypto/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp
+orderer_admin_msp=$crypto/ordererOrganizations/example.com/users/Admin@example.com/msp
+user_msp=$crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp
+
+{
+	echo "date: $(date -u +%FT%TZ)"
+	echo "nproc: $(nproc)"
+	grep -m1 'model name' /proc/cpuinfo || true
+	echo "kernel: $(uname -r)"
+	echo "go: $(go version)"
+	echo "kord: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo unknown)"
+	[ -n "${FABRIC_ORDERER:-}" ] && echo "fabric: $("$FABRIC_ORDERER" version 2>/dev/null | grep -m1 Version || echo unknown)"
+} >machine.txt
+
+# start_orderer KIND BIN CFGDIR PORT: the orderer's environment as an operator sets it.
+start_orderer() {
+	local kind=$1 bin=$2 cfg=$3 port=$4
+	env -i PATH="$PATH" HOME="$HOME" \
+		FABRIC_CFG_PATH="$cfg" FABRIC_LOGGING_SPEC=info \
+		ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 ORDERER_GENERAL_LISTENPORT="$port" \
+		ORDERER_GENERAL_BOOTSTRAPMETHOD=file ORDERER_GENERAL_BOOTSTRAPFILE="$WORK/genesis.block" \
+		ORDERER_GENERAL_LOCALMSPDIR="$orderer_msp" ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
+		ORDERER_FILELEDGER_LOCATION="$WORK/$kind-ledger" \
+		ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:$((port + 100)) \
+		ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:$((port + 200)) \
+		ORDERER_KAFKA_VERSION=1.0.0 ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR=1 \
+		"$bin" >"$kind.log" 2>&1 &
+	pids+=($!)
+	echo $!
+}
+
+# newest PORT: the number of the channel's newest block on the orderer, or nothing.
+newest() {
+	"$K" channel fetch newest -o "127.0.0.1:$1" -c bench --msp-dir "$user_msp" --msp-id Org1MSP \
+		--timeout 5s 2>&1 >/dev/null | sed -n 's/^block \([0-9]*\) of bench.*/\1/p' || true
+}
+
+bench() { # KIND PORT RUN ARGS...
+	local kind=$1 port=$2 run=$3
+	shift 3
+	echo "== $kind $run: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+	local line
+	line=$("$K" bench -o "127.0.0.1:$port" -c bench --msp-dir "$user_msp" --msp-id Org1MSP \
+		--size "$SIZE" --progress off "$@")
+	echo "$line" >&2
+	echo "{\"orderer_kind\":\"$kind\",\"run\":\"$run\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",${line#\{}" >>results.jsonl
+	sleep 5 # let the machine settle between runs
+}
+
+measure() { # KIND PORT
+	for s in $STREAMS; do
+		bench "$1" "$2" "streams=$s" --streams "$s" --count "$COUNT"
+	done
+	bench "$1" "$2" "rate=$RATE" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+	if [ -n "$SMALL_BATCH" ]; then
+		batch "$2" "$SMALL_BATCH"
+		bench "$1" "$2" "rate=$RATE,batch=$SMALL_BATCH" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+		batch "$2" 500
+	fi
+}
+
+batch() { # PORT MAXMESSAGECOUNT: a config update signed by the orderer organization's admin
+	"$K" channel update -o "127.0.0.1:$1" -c bench --batch-size "$2" \
+		--msp-dir "$orderer_admin_msp" --msp-id OrdererMSP >>update.log 2>&1
+	sleep 2
+}
+
+first=1
+height=""
+run_one() { # KIND BIN CFGDIR PORT
+	local kind=$1 bin=$2 cfg=$3 port=$4 pid
+	pid=$(start_orderer "$kind" "$bin" "$cfg" "$port")
+	if [ $first = 1 ]; then
+		for _ in $(seq 60); do
+			"$K" channel create -o "127.0.0.1:$port" -c bench -f bench.tx --out bench.block \
+				--msp-dir "$admin_msp" --msp-id Org1MSP --timeout 10s 2>>create.log && break
+			sleep 1
+		done
+		first=0
+	else
+		# Caught up with the chain the first orderer wrote?
+		for _ in $(seq 300); do [ "$(newest "$port")" = "$height" ] && break; sleep 1; done
+		[ "$(newest "$port")" = "$height" ] || { echo "$kind did not catch up to block $height" >&2; exit 1; }
+	fi
+	sleep 5
+	measure "$kind" "$port"
+	height=$(newest "$port")
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+}
+
+if [ -n "${FABRIC_ORDERER:-}" ]; then
+	run_one fabric "$FABRIC_ORDERER" "$FABRIC_CFG" "$fabric_port"
+fi
+run_one kord "$WORK/bin/orderer" "$here/config" "$kord_port"
+
+cat machine.txt >&2
+echo "results: $WORK/results.jsonl" >&2
