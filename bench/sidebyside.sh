@@ -19,7 +19,11 @@
 # throughput run), STREAMS ("1 16"), RATE (5000 envelopes/s for the latency run),
 # RATE_DURATION (20s), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
 # this by a config update, then set back to 500; empty skips it), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
-# PORT_BASE+2042).
+# PORT_BASE+2042). SOAK (e.g. 5m; empty skips it): after kord's runs, a run of that length
+# at SOAK_RATE (10000) envelopes/s on 16 streams while the orderer's resident size (VmRSS) is
+# sampled every 10 s into $WORK/soak-rss.txt (envelopes signed on the fly); the growth from the first to the last minute is
+# printed.
+#
 # Results: one JSON line per run in $WORK/results.jsonl (with "orderer_kind" and "run"
 # added), the machine in $WORK/machine.txt, and logs in $WORK.
 set -euo pipefail
@@ -145,6 +149,28 @@ batch() { # PORT MAXMESSAGECOUNT: a config update signed by the orderer organiza
 	sleep 2
 }
 
+# soak PID PORT: a long run at SOAK_RATE while PID's resident size is sampled.
+soak() {
+	local pid=$1 port=$2 sampler
+	: >soak-rss.txt
+	(
+		while kill -0 "$pid" 2>/dev/null; do
+			echo "$(date +%s) $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")" >>soak-rss.txt
+			sleep 10
+		done
+	) &
+	sampler=$!
+	# Signed on the fly: load starts at once (no minutes of preparation before the first
+	# sample) and the client holds only the envelopes in flight.
+	bench kord "$port" "soak=${SOAK},rate=${SOAK_RATE:-10000}" --streams 16 --rate "${SOAK_RATE:-10000}" --duration "$SOAK" --sign-on-the-fly
+	kill "$sampler" 2>/dev/null || true
+	# Resident size (KiB) over the first and the last six samples (a minute each), and the peak.
+	awk '{ v[NR] = $2; if ($2 > peak) peak = $2 }
+		END { n = NR; if (n < 12) { print "soak: too few RSS samples (" n ")"; exit }
+			for (i = 1; i <= 6; i++) { a += v[i]; b += v[n - 6 + i] }
+			printf "soak: orderer RSS first minute %.0f MiB, last minute %.0f MiB (%+.1f%%), peak %.0f MiB, %d samples\n", a/6/1024, b/6/1024, (b - a) / a * 100, peak/1024, n }' soak-rss.txt | tee -a soak-summary.txt >&2
+}
+
 first=1
 height=""
 run_one() { # KIND BIN CFGDIR PORT
@@ -164,6 +190,9 @@ run_one() { # KIND BIN CFGDIR PORT
 	fi
 	sleep 5
 	measure "$kind" "$port"
+	if [ "$kind" = kord ] && [ -n "${SOAK:-}" ]; then
+		soak "$pid" "$port"
+	fi
 	height=$(newest "$port")
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -178,6 +179,15 @@ func produceOp(topic string) string { return fmt.Sprintf("kafka: produce to %q",
 
 // Wait returns the record's offset once Kafka acknowledged it, or why not.
 func (a *Ack) Wait(ctx context.Context) (int64, error) {
+	return a.WaitOr(ctx, nil, nil)
+}
+
+// ErrGaveUp is returned by WaitOr when its stop channel closed first.
+var ErrGaveUp = errors.New("stopped waiting for the acknowledgement")
+
+// WaitOr is Wait that also gives up when stop is closed or timeout fires (either may be nil),
+// without the contexts a caller would otherwise derive per record for the same effect.
+func (a *Ack) WaitOr(ctx context.Context, stop <-chan struct{}, timeout <-chan time.Time) (int64, error) {
 	select {
 	case r := <-a.done:
 		if r.err != nil {
@@ -186,6 +196,10 @@ func (a *Ack) Wait(ctx context.Context) (int64, error) {
 		return r.offset, nil
 	case <-ctx.Done():
 		return 0, fmt.Errorf("%s: waiting for acknowledgement: %w", produceOp(a.topic), ctx.Err())
+	case <-stop:
+		return 0, fmt.Errorf("%s: %w", produceOp(a.topic), ErrGaveUp)
+	case <-timeout:
+		return 0, fmt.Errorf("%s: waiting for acknowledgement: %w", produceOp(a.topic), context.DeadlineExceeded)
 	}
 }
 

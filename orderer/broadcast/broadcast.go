@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	cb "github.com/hyperledger/fabric-protos-go/common"
@@ -69,11 +70,20 @@ type item struct {
 	ch        Channel
 	seq       uint64
 	validated chan error
-	resp      chan *ab.BroadcastResponse
-	t         timings
+	// Set by the enqueue stage: the pending acknowledgement, or why the envelope was refused.
+	ack    Ack
+	refuse error
+	t      timings
 }
 
 // Handle serves one stream until the client closes it, ctx ends, or a refusal is sent.
+//
+// Four kinds of goroutines serve a stream: the receiver (srv.Recv, in order), a few
+// validators (one per core: signature checks dominate the cost of an envelope, and long-lived
+// workers keep the stacks that ECDSA grows instead of growing a new one per envelope), the
+// enqueuer (hands validated envelopes to Kafka in stream order), and Handle itself, which
+// waits for each acknowledgement in order and answers. The validators end when the receiver
+// does; the others end with the stream.
 func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 	ctx, cancel := context.WithCancel(srv.Context())
 	defer cancel()
@@ -81,20 +91,35 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 	if window <= 0 {
 		window = DefaultWindow
 	}
+	toValidate := make(chan *item, window)
 	toEnqueue := make(chan *item, window)
 	toAnswer := make(chan *item, window)
 	recvErr := make(chan error, 1)
 
+	for range max(1, min(runtime.GOMAXPROCS(0), window)) {
+		go func() {
+			for it := range toValidate {
+				it.validated <- h.validate(it)
+			}
+		}()
+	}
+
 	go func() {
 		defer close(toEnqueue)
+		defer close(toValidate)
 		for {
 			env, err := srv.Recv()
 			if err != nil {
 				recvErr <- err
 				return
 			}
-			it := &item{env: env, validated: make(chan error, 1), resp: make(chan *ab.BroadcastResponse, 1)}
-			go func() { it.validated <- h.validate(it) }()
+			it := &item{env: env, validated: make(chan error, 1)}
+			select {
+			case toValidate <- it:
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
 			select {
 			case toEnqueue <- it:
 			case <-ctx.Done():
@@ -106,12 +131,7 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 
 	go func() {
 		defer close(toAnswer)
-		refused := false
 		for it := range toEnqueue {
-			if refused {
-				// The stream ends at the first refusal; what follows is not ordered.
-				continue
-			}
 			var err error
 			select {
 			case err = <-it.validated:
@@ -119,31 +139,31 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 				return
 			}
 			if err == nil {
-				var ack Ack
 				it.t.enqueueStart = time.Now()
-				if ack, err = it.ch.Enqueue(ctx, it.toOrder, it.seq); err == nil {
-					go func() { it.resp <- h.finish(it, ack.Wait(ctx)) }()
-				}
+				it.ack, err = it.ch.Enqueue(ctx, it.toOrder, it.seq)
 			}
-			if err != nil {
-				refused = true
-				it.resp <- h.finish(it, err)
-			}
+			it.refuse = err
 			select {
 			case toAnswer <- it:
 			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				// The stream ends at the first refusal; what follows is not ordered.
 				return
 			}
 		}
 	}()
 
 	for it := range toAnswer {
-		var resp *ab.BroadcastResponse
-		select {
-		case resp = <-it.resp:
-		case <-ctx.Done():
-			return nil
+		err := it.refuse
+		if err == nil {
+			err = it.ack.Wait(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
+		resp := h.finish(it, err)
 		if err := srv.Send(resp); err != nil {
 			return fmt.Errorf("broadcast: sending response: %w", err)
 		}

@@ -201,15 +201,11 @@ type Ack struct {
 // gives up when the chain loses its connection to Kafka (the envelope may still be ordered,
 // as after any SERVICE_UNAVAILABLE), or after ProduceTimeout.
 func (a *Ack) Wait(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	wctx, wcancel := context.WithCancelCause(ctx)
-	defer wcancel(nil)
-	stop := context.AfterFunc(a.lost, func() { wcancel(errConnectionLost) })
-	defer stop()
-	if _, err := a.ack.Wait(wctx); err != nil {
-		if cause := context.Cause(wctx); errors.Is(cause, errConnectionLost) {
-			err = fmt.Errorf("%w (%v)", cause, a.c.Err())
+	t := time.NewTimer(a.timeout)
+	defer t.Stop()
+	if _, err := a.ack.WaitOr(ctx, a.lost.Done(), t.C); err != nil {
+		if errors.Is(err, kafka.ErrGaveUp) {
+			err = fmt.Errorf("%w (%v)", errConnectionLost, a.c.Err())
 		}
 		return a.c.produceError(a.size, err)
 	}
