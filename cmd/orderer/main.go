@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/kordhq/kord/config"
@@ -20,7 +21,16 @@ import (
 	"github.com/kordhq/kord/orderer/server"
 )
 
+// defaultGCPercent replaces Go's default of 100 unless GOGC is set. An orderer's live heap is
+// small (tens of MiB: pending batches, in-flight envelopes, caches) while it allocates for
+// every envelope it passes; collecting at 4x the live heap instead of 2x takes a visible share
+// of CPU back for signature checks at a still small, flat resident size.
+const defaultGCPercent = 300
+
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -253,6 +253,16 @@ func (m *Machine) timeToCut(offset int64, number uint64, rd *Ready) {
 }
 
 func (m *Machine) regular(offset int64, reg *ab.KafkaMessageRegular, rd *Ready) {
+	// The common case, a normal message validated under the config in force, needs neither
+	// the decoded envelope nor a re-encoding when the payload already is the encoding Fabric
+	// would write into the block.
+	if reg.Class == ab.KafkaMessageRegular_NORMAL && m.cfg.Resubmission() && reg.ConfigSeq >= m.cfg.Sequence &&
+		(reg.OriginalOffset == 0 || reg.OriginalOffset > m.lastOriginalOffsetProcessed) {
+		if size, ok := canonicalEnvelope(reg.Payload); ok {
+			m.commitMessage(offset, blockcutter.Message{Data: reg.Payload, Size: size}, m.newOriginal(reg.OriginalOffset), rd)
+			return
+		}
+	}
 	env := &cb.Envelope{}
 	if err := proto.Unmarshal(reg.Payload, env); err != nil {
 		rd.event(offset, EventDropped, "payload is not an envelope: "+err.Error())
@@ -370,6 +380,10 @@ func (m *Machine) commitNormal(offset int64, env *cb.Envelope, newOriginal int64
 		rd.event(offset, EventDropped, "re-encoding envelope: "+err.Error())
 		return
 	}
+	m.commitMessage(offset, msg, newOriginal, rd)
+}
+
+func (m *Machine) commitMessage(offset int64, msg blockcutter.Message, newOriginal int64, rd *Ready) {
 	batches, pending := m.cutter.Ordered(msg)
 	switch {
 	case pending && !m.timerRunning:
