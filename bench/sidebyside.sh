@@ -164,9 +164,10 @@ soak() {
 	# sample) and the client holds only the envelopes in flight.
 	bench kord "$port" "soak=${SOAK},rate=${SOAK_RATE:-10000}" --streams 16 --rate "${SOAK_RATE:-10000}" --duration "$SOAK" --sign-on-the-fly
 	kill "$sampler" 2>/dev/null || true
-	# Resident size (KiB) over the first and the last six samples (a minute each), and the peak.
-	awk '{ v[NR] = $2; if ($2 > peak) peak = $2 }
-		END { n = NR; if (n < 12) { print "soak: too few RSS samples (" n ")"; exit }
+	# Resident size (KiB) over the first and the last minute of load (six samples each; the
+	# first sample, taken as the run starts, is left out), and the peak.
+	awk 'NR > 1 { v[NR - 1] = $2; if ($2 > peak) peak = $2 }
+		END { n = NR - 1; if (n < 12) { print "soak: too few RSS samples (" n ")"; exit }
 			for (i = 1; i <= 6; i++) { a += v[i]; b += v[n - 6 + i] }
 			printf "soak: orderer RSS first minute %.0f MiB, last minute %.0f MiB (%+.1f%%), peak %.0f MiB, %d samples\n", a/6/1024, b/6/1024, (b - a) / a * 100, peak/1024, n }' soak-rss.txt | tee -a soak-summary.txt >&2
 }
