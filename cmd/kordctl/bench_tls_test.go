@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -21,8 +20,8 @@ import (
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 
+	"github.com/kordhq/kord/orderer/deliver"
 	"github.com/kordhq/kord/orderer/msp/mspgen"
 )
 
@@ -57,19 +56,6 @@ func (o *tlsOrderer) Broadcast(srv ab.AtomicBroadcast_BroadcastServer) error {
 	}
 }
 
-func clientCertHash(ctx context.Context) []byte {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return nil
-	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(ti.State.PeerCertificates) == 0 {
-		return nil
-	}
-	h := sha256.Sum256(ti.State.PeerCertificates[0].Raw)
-	return h[:]
-}
-
 func (o *tlsOrderer) Deliver(srv ab.AtomicBroadcast_DeliverServer) error {
 	req, err := srv.Recv()
 	if err != nil {
@@ -80,7 +66,7 @@ func (o *tlsOrderer) Deliver(srv ab.AtomicBroadcast_DeliverServer) error {
 	if err := proto.Unmarshal(req.Payload, p); err != nil || p.Header == nil || proto.Unmarshal(p.Header.ChannelHeader, chdr) != nil {
 		return fmt.Errorf("bad seek request")
 	}
-	if want := clientCertHash(srv.Context()); want == nil || !bytes.Equal(chdr.TlsCertHash, want) {
+	if want := deliver.ClientCertHash(srv.Context()); want == nil || !bytes.Equal(chdr.TlsCertHash, want) {
 		return srv.Send(&ab.DeliverResponse{Type: &ab.DeliverResponse_Status{Status: cb.Status_FORBIDDEN}})
 	}
 	block := func(n uint64, data [][]byte) error {

@@ -257,7 +257,7 @@ func (h *Handler) checkHeader(ctx context.Context, chdr *cb.ChannelHeader) error
 	if len(chdr.TlsCertHash) == 0 {
 		return errors.New("request does not carry its TLS certificate hash (required with mutual TLS)")
 	}
-	actual := clientCertHash(ctx)
+	actual := ClientCertHash(ctx)
 	if actual == nil {
 		return errors.New("client did not present a TLS certificate")
 	}
@@ -267,8 +267,9 @@ func (h *Handler) checkHeader(ctx context.Context, chdr *cb.ChannelHeader) error
 	return nil
 }
 
-// clientCertHash is the SHA-256 of the client's TLS certificate, or nil.
-func clientCertHash(ctx context.Context) []byte {
+// ClientCertHash is the SHA-256 of the TLS certificate of the client of a gRPC call (ctx),
+// or nil: what a request bound to that certificate carries as its TlsCertHash.
+func ClientCertHash(ctx context.Context) []byte {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return nil
