@@ -83,6 +83,18 @@ func (it *Iterator) NextRaw(ctx context.Context) (uint64, []byte, error) {
 	}
 }
 
+// WaitRawBlock returns the stored encoding of block n (see RawBlock), waiting
+// until it is appended or ctx ends.
+func (s *Store) WaitRawBlock(ctx context.Context, n uint64) ([]byte, error) {
+	if n < s.Height() {
+		return s.RawBlock(n)
+	}
+	it := s.Iterator(n)
+	defer it.Close()
+	_, raw, err := it.NextRaw(ctx)
+	return raw, err
+}
+
 // Close makes current and future Next calls return ErrClosed.
 func (it *Iterator) Close() {
 	it.closeOnce.Do(func() { close(it.done) })

@@ -243,3 +243,40 @@ func TestCloseDuringActivity(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestWaitRawBlock(t *testing.T) {
+	s := mustOpen(t, newTestProvider(t, t.TempDir()), "mychannel")
+	if err := s.Append(blocksFrom(t, 0, 2)...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if raw, err := s.WaitRawBlock(ctx, 1); err != nil || !bytes.Equal(raw, mustRaw(t, s, 1)) {
+		t.Fatalf("written block: %v", err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		raw, _ := s.WaitRawBlock(ctx, 2)
+		got <- raw
+	}()
+	if err := s.Append(blocksFrom(t, 2, 1)...); err != nil {
+		t.Fatal(err)
+	}
+	if raw := <-got; !bytes.Equal(raw, mustRaw(t, s, 2)) {
+		t.Fatal("the waiting read did not return block 2")
+	}
+	short, stop := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer stop()
+	if _, err := s.WaitRawBlock(short, 5); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("block never written: got %v", err)
+	}
+}
+
+func mustRaw(t *testing.T, s *Store, n uint64) []byte {
+	t.Helper()
+	raw, err := s.RawBlock(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}

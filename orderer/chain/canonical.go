@@ -1,6 +1,6 @@
 package chain
 
-import "encoding/binary"
+import "google.golang.org/protobuf/encoding/protowire"
 
 // canonicalEnvelope reports whether p is exactly what encoding the Envelope it decodes to
 // gives back (field 1 payload, then field 2 signature, each only when non-empty, lengths as
@@ -17,8 +17,8 @@ func canonicalEnvelope(p []byte) (uint32, bool) {
 		if p[0] != tag {
 			continue
 		}
-		n, w := binary.Uvarint(p[1:])
-		if w <= 0 || w != uvarintLen(n) || n == 0 || n > uint64(len(p)-1-w) {
+		n, w := protowire.ConsumeVarint(p[1:])
+		if w < 0 || w != protowire.SizeVarint(n) || n == 0 || n > uint64(len(p)-1-w) {
 			return 0, false
 		}
 		size += n
@@ -28,13 +28,4 @@ func canonicalEnvelope(p []byte) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(size), true
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }

@@ -19,24 +19,9 @@ import (
 // Deliver benchmarks serve a chain from a real LevelDB ledger over gRPC on loopback to
 // clients in the same process, so the figures include the client's decoding.
 
-// storeChain adapts a ledger store as the registrar does.
-type storeChain struct{ s *ledger.Store }
+type storeRegistrar struct{ s *ledger.Store }
 
-func (c storeChain) Height() uint64 { return c.s.Height() }
-
-func (c storeChain) EncodedBlock(ctx context.Context, n uint64) ([]byte, error) {
-	if n < c.s.Height() {
-		return c.s.RawBlock(n)
-	}
-	it := c.s.Iterator(n)
-	defer it.Close()
-	_, raw, err := it.NextRaw(ctx)
-	return raw, err
-}
-
-type storeRegistrar struct{ c storeChain }
-
-func (r storeRegistrar) DeliverChannel(string) (Chain, error) { return r.c, nil }
+func (r storeRegistrar) DeliverChannel(string) (Chain, error) { return r.s, nil }
 func (r storeRegistrar) Authorize(*cb.Envelope, *msgprocessor.Parsed) (Access, error) {
 	return allow{}, nil
 }
@@ -164,7 +149,7 @@ func peakHeap(fn func()) (peak uint64) {
 func BenchmarkDeliverChain(b *testing.B) {
 	const height = 2000
 	s := benchLedger(b, height, 10)
-	c := start(b, &Handler{Registrar: storeRegistrar{storeChain{s}}})
+	c := start(b, &Handler{Registrar: storeRegistrar{s}})
 	b.SetBytes(height * 10 * 1024)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -179,7 +164,7 @@ func BenchmarkDeliverChain(b *testing.B) {
 func BenchmarkDeliverFollowers(b *testing.B) {
 	const height, followers = 10000, 10
 	s := benchLedger(b, height, 4)
-	c := start(b, &Handler{Registrar: storeRegistrar{storeChain{s}}})
+	c := start(b, &Handler{Registrar: storeRegistrar{s}})
 	one := peakHeap(func() { follow(b, c, height-1) })
 	b.SetBytes(height * 4 * 1024 * followers)
 	b.ReportAllocs()

@@ -26,9 +26,9 @@ import (
 // Chain is the read side of one channel's ledger.
 type Chain interface {
 	Height() uint64
-	// EncodedBlock returns the stored encoding of block n (a marshalled common.Block),
+	// WaitRawBlock returns the stored encoding of block n (a marshalled common.Block),
 	// waiting until it is written or ctx ends. It is sent to the client as is.
-	EncodedBlock(ctx context.Context, n uint64) ([]byte, error)
+	WaitRawBlock(ctx context.Context, n uint64) ([]byte, error)
 }
 
 // Registrar finds channels and checks read access.
@@ -135,7 +135,7 @@ func (h *Handler) serve(ctx context.Context, srv ab.AtomicBroadcast_DeliverServe
 		if req.failIfNotReady && n >= req.chain.Height() {
 			return cb.Status_NOT_FOUND, nil
 		}
-		raw, err := req.chain.EncodedBlock(ctx, n)
+		raw, err := req.chain.WaitRawBlock(ctx, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				if isClosed(h.Stopping) {

@@ -46,7 +46,7 @@ func (c *memChain) Height() uint64 {
 	return uint64(len(c.blocks))
 }
 
-func (c *memChain) EncodedBlock(ctx context.Context, n uint64) ([]byte, error) {
+func (c *memChain) WaitRawBlock(ctx context.Context, n uint64) ([]byte, error) {
 	for {
 		c.mu.Lock()
 		if n < uint64(len(c.blocks)) {

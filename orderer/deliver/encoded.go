@@ -1,11 +1,10 @@
 package deliver
 
 import (
-	"encoding/binary"
-
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Blocks are sent as the ledger stored them. A DeliverResponse holding a block is the block's
@@ -13,8 +12,8 @@ import (
 // hands both parts to gRPC: no decode of the stored block and no re-encode per follower, which
 // is what makes serving a long chain, or one block to many followers, cheap.
 
-// blockField is the tag of DeliverResponse.block (field 2, length-delimited).
-const blockField = 2<<3 | 2
+// blockField is the field number of DeliverResponse.block.
+const blockField = 2
 
 // encodedResponse is a DeliverResponse carrying an already encoded block. Only the server
 // codec (ServerCodec) knows how to send it.
@@ -35,8 +34,7 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return c.CodecV2.Marshal(v)
 	}
-	hdr := make([]byte, 1, 1+binary.MaxVarintLen64)
-	hdr[0] = blockField
-	hdr = binary.AppendUvarint(hdr, uint64(len(r.raw)))
+	hdr := protowire.AppendTag(make([]byte, 0, 1+protowire.SizeVarint(uint64(len(r.raw)))), blockField, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(len(r.raw)))
 	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.SliceBuffer(r.raw)}, nil
 }

@@ -392,7 +392,7 @@ func (r *Registrar) DeliverChannel(id string) (deliver.Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	return reader{ch.store}, nil
+	return ch.store, nil
 }
 
 // Authorize implements deliver.Registrar: the request's signer must satisfy the channel's
@@ -460,20 +460,6 @@ func (ch *channel) currentConfig() (*channelconfig.Values, error) {
 		return c.Config(), nil
 	}
 	return ch.config()
-}
-
-type reader struct{ s *ledger.Store }
-
-func (rd reader) Height() uint64 { return rd.s.Height() }
-
-func (rd reader) EncodedBlock(ctx context.Context, n uint64) ([]byte, error) {
-	if n < rd.s.Height() {
-		return rd.s.RawBlock(n)
-	}
-	it := rd.s.Iterator(n)
-	defer it.Close()
-	_, raw, err := it.NextRaw(ctx)
-	return raw, err
 }
 
 // revalidator re-checks stale messages with the channel's message processor.
