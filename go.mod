@@ -3,6 +3,7 @@ module github.com/kordhq/kord
 go 1.26.8
 
 require (
+	filippo.io/nistec v0.0.4
 	github.com/IBM/sarama v1.61.1
 	github.com/golang/protobuf v1.5.4
 	github.com/hyperledger/fabric-config v0.1.0

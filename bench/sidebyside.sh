@@ -64,6 +64,8 @@ kill "$devpid"; wait "$devpid" 2>/dev/null || true
 
 "$K" kafka --listen "$kafka_addr" >kafka.out 2>kafka.log &
 pids+=($!)
+kafka_pid=$!
+orderer_pid=""
 
 awk -v kafka="$kafka_addr" -v e1="127.0.0.1:$fabric_port" -v e2="127.0.0.1:$kord_port" '
 	/^kafka:/ { print; inkafka = 1; next }
@@ -108,6 +110,7 @@ start_orderer() {
 		ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:$((port + 100)) \
 		ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:$((port + 200)) \
 		ORDERER_KAFKA_VERSION=1.0.0 ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR=1 \
+		ORDERER_GENERAL_PROFILE_ENABLED=true ORDERER_GENERAL_PROFILE_ADDRESS=127.0.0.1:$((port + 300)) \
 		"$bin" >"$kind.log" 2>&1 &
 	pids+=($!)
 	echo $!
@@ -119,15 +122,26 @@ newest() {
 		--timeout 5s 2>&1 >/dev/null | sed -n 's/^block \([0-9]*\) of bench.*/\1/p' || true
 }
 
+# cpu PID: the process's user+system CPU time so far, in clock ticks.
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 bench() { # KIND PORT RUN ARGS...
 	local kind=$1 port=$2 run=$3
 	shift 3
 	echo "== $kind $run: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-	local line
+	local line o0 k0 o1 k1 hz
+	hz=$(getconf CLK_TCK)
+	o0=$(cpu "$orderer_pid") k0=$(cpu "$kafka_pid")
 	line=$("$K" bench -o "127.0.0.1:$port" -c bench --msp-dir "$user_msp" --msp-id Org1MSP \
 		--size "$SIZE" --progress off "$@")
+	o1=$(cpu "$orderer_pid") k1=$(cpu "$kafka_pid")
 	echo "$line" >&2
-	echo "{\"orderer_kind\":\"$kind\",\"run\":\"$run\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",${line#\{}" >>results.jsonl
+	# CPU seconds each process spent during the run (the client reports its own as
+	# client_cpu_s): where the two shared cores went.
+	local usage
+	usage=$(awk -v o="$((o1 - o0))" -v k="$((k1 - k0))" -v hz="$hz" 'BEGIN { printf "\"orderer_cpu_s\":%.2f,\"kafka_cpu_s\":%.2f", o / hz, k / hz }')
+	echo "cpu: $usage" >&2
+	echo "{\"orderer_kind\":\"$kind\",\"run\":\"$run\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",$usage,${line#\{}" >>results.jsonl
 	sleep 5 # let the machine settle between runs
 }
 
@@ -177,6 +191,7 @@ height=""
 run_one() { # KIND BIN CFGDIR PORT
 	local kind=$1 bin=$2 cfg=$3 port=$4 pid
 	pid=$(start_orderer "$kind" "$bin" "$cfg" "$port")
+	orderer_pid=$pid
 	if [ $first = 1 ]; then
 		for _ in $(seq 60); do
 			"$K" channel create -o "127.0.0.1:$port" -c bench -f bench.tx --out bench.block \

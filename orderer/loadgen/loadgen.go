@@ -113,6 +113,14 @@ type Report struct {
 	// Latency is send→delivery, AckLatency send→acknowledgement.
 	Latency    Percentiles `json:"latency_ms"`
 	AckLatency Percentiles `json:"ack_latency_ms"`
+	// CutLatency is, per block, from the send of the block's last-sent envelope of this run
+	// to the block's delivery: send→delivery without the wait for the block to fill, which
+	// with a full block is at least MaxMessageCount/rate for its first envelope whatever the
+	// orderer does.
+	CutLatency Percentiles `json:"cut_latency_ms"`
+	// ClientCPU is the CPU time (user and system) this process spent from the start of the
+	// clock to the end of the run: the client's share of a machine it shares.
+	ClientCPU float64 `json:"client_cpu_s"`
 
 	// Blocks carried at least one envelope of this run; EnvelopesPerBlock is their mean
 	// number of envelopes.
@@ -260,6 +268,7 @@ type run struct {
 	ackHist    Histogram
 	deliveryMu sync.Mutex // guards the follower's results below
 	latHist    Histogram
+	cutHist    Histogram
 	blocks     uint64
 	blockEnvs  uint64
 	foreign    uint64
@@ -331,6 +340,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	r.start = time.Now()
+	cpu0 := processCPU()
 	if follower != nil {
 		follower.startClock()
 	}
@@ -359,7 +369,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	phase.Store("done")
 	stopProgress()
-	return r.report(sendElapsed), nil
+	rep := r.report(sendElapsed)
+	rep.ClientCPU = math.Round((processCPU()-cpu0).Seconds()*100) / 100
+	return rep, nil
 }
 
 // progress calls cfg.Progress until the returned function is called (which makes a last
@@ -593,7 +605,7 @@ func (r *run) report(sendElapsed time.Duration) *Report {
 		Sent: r.sent.Load(), Acknowledged: r.acked.Load(), Refused: r.refusedBy, Unanswered: r.unanswered.Load(),
 		Delivered: r.delivered.Load(), Foreign: r.foreign,
 		SendElapsed: secs(int64(sendElapsed)),
-		Latency:     percentiles(&r.latHist), AckLatency: percentiles(&r.ackHist),
+		Latency:     percentiles(&r.latHist), AckLatency: percentiles(&r.ackHist), CutLatency: percentiles(&r.cutHist),
 		Blocks: r.blocks, Errors: r.errs,
 	}
 	if rep.Delivered < rep.Acknowledged && r.cfg.Deliver {
@@ -697,6 +709,7 @@ func (r *run) onBlock(b *cb.Block) {
 	r.deliveryMu.Lock()
 	defer r.deliveryMu.Unlock()
 	var mine uint64
+	var lastSent time.Duration
 	for _, raw := range b.GetData().GetData() {
 		id, ok := envelopeTxID(raw)
 		if !ok {
@@ -713,8 +726,10 @@ func (r *run) onBlock(b *cb.Block) {
 		}
 		mine++
 		r.latHist.Record(now - at)
+		lastSent = max(lastSent, at)
 	}
 	if mine > 0 {
+		r.cutHist.Record(now - lastSent)
 		r.blocks++
 		r.blockEnvs += uint64(len(b.GetData().GetData()))
 		r.delivered.Add(mine)

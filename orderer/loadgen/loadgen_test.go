@@ -35,6 +35,7 @@ func (fakeSigner) NewSignatureHeader() (*cb.SignatureHeader, error) {
 type fakeOrderer struct {
 	ab.UnimplementedAtomicBroadcastServer
 	batch  int
+	full   bool // cut only full blocks of batch envelopes, as an orderer at MaxMessageCount
 	refuse func(*cb.Envelope) bool
 
 	mu      sync.Mutex
@@ -100,6 +101,9 @@ func (f *fakeOrderer) Deliver(srv ab.AtomicBroadcast_DeliverServer) error {
 	for srv.Context().Err() == nil {
 		f.mu.Lock()
 		k := min(len(f.queue), f.batch)
+		if f.full && k < f.batch {
+			k = 0
+		}
 		data := f.queue[:k:k]
 		f.queue = f.queue[k:]
 		num := f.height
@@ -261,6 +265,12 @@ func TestRunRateAndDuration(t *testing.T) {
 	if rep.Delivered != rep.Sent {
 		t.Fatalf("delivered %d of %d", rep.Delivered, rep.Sent)
 	}
+	if rep.CutLatency.P50 <= 0 || rep.CutLatency.P50 > rep.Latency.P50 || rep.CutLatency.Max > rep.Latency.Max {
+		t.Errorf("cut latency %+v against send→delivery %+v", rep.CutLatency, rep.Latency)
+	}
+	if rep.ClientCPU <= 0 {
+		t.Errorf("client CPU %v", rep.ClientCPU)
+	}
 	// JSON carries the fields the issue lists.
 	raw, err := json.Marshal(rep)
 	if err != nil {
@@ -270,7 +280,7 @@ func TestRunRateAndDuration(t *testing.T) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"sent", "acknowledged", "refused", "delivered", "elapsed_s", "acknowledged_per_s", "delivered_per_s", "latency_ms", "ack_latency_ms", "blocks", "envelopes_per_block"} {
+	for _, k := range []string{"sent", "acknowledged", "refused", "delivered", "elapsed_s", "acknowledged_per_s", "delivered_per_s", "latency_ms", "ack_latency_ms", "cut_latency_ms", "client_cpu_s", "blocks", "envelopes_per_block"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON report lacks %q: %s", k, raw)
 		}
@@ -280,6 +290,26 @@ func TestRunRateAndDuration(t *testing.T) {
 		if _, ok := lat[k]; !ok {
 			t.Errorf("latency_ms lacks %q", k)
 		}
+	}
+}
+
+// TestCutLatency: with full blocks only, an envelope's latency is mostly the wait for its
+// block to fill; the cut latency counts from the block's last envelope and leaves that out.
+func TestCutLatency(t *testing.T) {
+	f, addr := newFakeOrderer(t, 20)
+	f.full = true
+	// 400/s: a block of 20 fills in 50 ms.
+	rep, err := Run(context.Background(), Config{
+		Dial: dialer(addr), Signer: fakeSigner{}, Channel: "ch", Streams: 2, Count: 200, Rate: 400, Size: 10, Deliver: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Delivered != 200 || rep.Blocks != 10 {
+		t.Fatalf("delivered %d in %d blocks", rep.Delivered, rep.Blocks)
+	}
+	if rep.Latency.Max < 40 || rep.CutLatency.P95 >= rep.Latency.P50 {
+		t.Errorf("cut latency %+v against send→delivery %+v", rep.CutLatency, rep.Latency)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	mspproto "github.com/hyperledger/fabric-protos-go/msp"
 
 	"github.com/kordhq/kord/orderer/msp/mspgen"
+	"github.com/kordhq/kord/orderer/msp/p256"
 )
 
 var (
@@ -303,19 +304,33 @@ func TestVerify(t *testing.T) {
 		{"zero R", user1.Serialize(), zeroR, msg, "zero or negative"},
 	}
 	v := &SignatureVerifier{}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := v.Verify(tc.creator, tc.msg, tc.sig)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
+	// Once with crypto/ecdsa, once more after User1's key has signed often enough to be
+	// verified with its precomputed table (package p256): the verdicts must not change.
+	for _, round := range []string{"cold", "table"} {
+		if round == "table" {
+			for range p256.DefaultMinUses {
+				if err := v.Verify(user1.Serialize(), msg, good); err != nil {
+					t.Fatal(err)
 				}
-				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			if keyTables.Tables() == 0 {
+				t.Fatal("no key table after repeated verifications")
 			}
-		})
+		}
+		for _, tc := range cases {
+			t.Run(round+"/"+tc.name, func(t *testing.T) {
+				err := v.Verify(tc.creator, tc.msg, tc.sig)
+				if tc.want == "" {
+					if err != nil {
+						t.Fatalf("unexpected error: %v", err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+				}
+			})
+		}
 	}
 }
 

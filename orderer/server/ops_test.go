@@ -58,3 +58,28 @@ func TestGRPCMessageLimit(t *testing.T) {
 		t.Errorf("envelope above MaxRecvMsgSize: %v, want ResourceExhausted", err)
 	}
 }
+
+// TestProfileEndpoint: General.Profile.Enabled serves pprof on its own address, and a busy
+// address is an error naming the key.
+func TestProfileEndpoint(t *testing.T) {
+	n := newTestNet(t, embedded.Config{}, func(n *testNet) {
+		n.cfg.General.Profile = config.Profile{Enabled: true, Address: "127.0.0.1:0"}
+	})
+	n.start()
+	resp, err := http.Get("http://" + n.srv.ProfileAddr() + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/debug/pprof/cmdline answered %d", resp.StatusCode)
+	}
+
+	busy := newTestNet(t, embedded.Config{}, func(b *testNet) {
+		b.cfg.General.Profile = config.Profile{Enabled: true, Address: n.srv.ProfileAddr()}
+	})
+	err = busy.startErr()
+	if err == nil || !strings.Contains(err.Error(), "General.Profile.Address="+n.srv.ProfileAddr()) {
+		t.Errorf("profile address in use: %v, want an error naming General.Profile.Address", err)
+	}
+}

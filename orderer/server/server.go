@@ -54,11 +54,13 @@ type Server struct {
 	opsTLS  *tlsFiles // nil without Operations.TLS.Enabled
 	trustMu sync.Mutex
 
-	grpc   *grpc.Server
-	lis    net.Listener
-	ops    *http.Server
-	opsLis net.Listener
-	wg     sync.WaitGroup
+	grpc    *grpc.Server
+	lis     net.Listener
+	ops     *http.Server
+	opsLis  net.Listener
+	prof    *http.Server // nil without General.Profile.Enabled
+	profLis net.Listener
+	wg      sync.WaitGroup
 	// stopping is closed when shutdown begins, to end Deliver streams that wait for blocks.
 	stopping chan struct{}
 }
@@ -253,6 +255,11 @@ func (s *Server) Start() error {
 		}()
 	}
 
+	if err := s.startProfile(); err != nil {
+		lis.Close()
+		return err
+	}
+
 	for _, st := range s.reg.Statuses() {
 		s.noteTip(st.ChannelID)
 	}
@@ -291,6 +298,9 @@ func (s *Server) Stop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = s.ops.Shutdown(ctx)
 		cancel()
+	}
+	if s.prof != nil {
+		_ = s.prof.Close() // a running CPU profile or trace is cut short
 	}
 	s.reg.Stop()
 	s.kafka.close()

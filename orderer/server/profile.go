@@ -1,0 +1,54 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+)
+
+// startProfile serves Go's pprof handlers on General.Profile.Address when General.Profile
+// is enabled, as Fabric's orderer does. It is a separate plain-HTTP listener, never the
+// operations one: profiles expose internals and an operator opens it only to diagnose.
+func (s *Server) startProfile() error {
+	p := s.cfg.General.Profile
+	if !p.Enabled {
+		return nil
+	}
+	lis, err := net.Listen("tcp", p.Address)
+	if err != nil {
+		return fmt.Errorf("General.Profile.Address=%s: %w", p.Address, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.profLis = lis
+	s.prof = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.With("logger", "orderer.common.server").Handler(), slog.LevelWarn),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.prof.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("profile server stopped", "err", err)
+		}
+	}()
+	s.log.Info("profiling enabled", "address", lis.Addr().String())
+	return nil
+}
+
+// ProfileAddr is the pprof listener's address, or "" when profiling is off.
+func (s *Server) ProfileAddr() string {
+	if s.profLis == nil {
+		return ""
+	}
+	return s.profLis.Addr().String()
+}
