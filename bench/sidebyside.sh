@@ -16,13 +16,15 @@
 # two do not share the machine's cores; both write the same chain.
 #
 # Settings (environment): WORK (a fresh temporary directory), COUNT (60000 envelopes per
-# throughput run), STREAMS ("1 16"), RATE (5000 envelopes/s for the latency run),
+# throughput run), STREAMS ("1 16"), RATE (5000 envelopes/s for the latency run; empty skips it),
 # RATE_DURATION (20s), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
 # this by a config update, then set back to 500; empty skips it), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
 # PORT_BASE+2042). SOAK (e.g. 5m; empty skips it): after kord's runs, a run of that length
 # at SOAK_RATE (10000) envelopes/s on 16 streams while the orderer's resident size (VmRSS) is
 # sampled every 10 s into $WORK/soak-rss.txt (envelopes signed on the fly); the growth from the first to the last minute is
-# printed.
+# printed. FOLLOWERS (e.g. 10; empty skips it): after that, the orderer's resident size while
+# it delivers a FOLLOW_BLOCKS-block (10000) chain to one follower, then to FOLLOWERS at once
+# (see followers below).
 #
 # Results: one JSON line per run in $WORK/results.jsonl (with "orderer_kind" and "run"
 # added), the machine in $WORK/machine.txt, and logs in $WORK.
@@ -32,7 +34,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/kord-sidebyside-XXXXXX)}
 COUNT=${COUNT:-60000}
 STREAMS=${STREAMS:-1 16}
-RATE=${RATE:-5000}
+RATE=${RATE-5000}
 RATE_DURATION=${RATE_DURATION:-20s}
 SIZE=${SIZE:-1024}
 SMALL_BATCH=${SMALL_BATCH-100}
@@ -81,6 +83,7 @@ awk -v kafka="$kafka_addr" -v e1="127.0.0.1:$fabric_port" -v e2="127.0.0.1:$kord
 	{ print }' dev/network.yaml >network.yaml
 "$K" genesis --spec network.yaml --out genesis.block
 "$K" genesis channel-tx --spec network.yaml --channel bench --out bench.tx
+"$K" genesis channel-tx --spec network.yaml --channel deliver --out deliver.tx
 
 crypto=$WORK/dev/crypto
 orderer_msp=$crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/msp
@@ -132,7 +135,7 @@ bench() { # KIND PORT RUN ARGS...
 	local line o0 k0 o1 k1 hz
 	hz=$(getconf CLK_TCK)
 	o0=$(cpu "$orderer_pid") k0=$(cpu "$kafka_pid")
-	line=$("$K" bench -o "127.0.0.1:$port" -c bench --msp-dir "$user_msp" --msp-id Org1MSP \
+	line=$("$K" bench -o "127.0.0.1:$port" -c "${BENCH_CHANNEL:-bench}" --msp-dir "$user_msp" --msp-id Org1MSP \
 		--size "$SIZE" --progress off "$@")
 	o1=$(cpu "$orderer_pid") k1=$(cpu "$kafka_pid")
 	echo "$line" >&2
@@ -149,6 +152,7 @@ measure() { # KIND PORT
 	for s in $STREAMS; do
 		bench "$1" "$2" "streams=$s" --streams "$s" --count "$COUNT"
 	done
+	[ -n "$RATE" ] || return 0
 	bench "$1" "$2" "rate=$RATE" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
 	if [ -n "$SMALL_BATCH" ]; then
 		batch "$2" "$SMALL_BATCH"
@@ -157,8 +161,8 @@ measure() { # KIND PORT
 	fi
 }
 
-batch() { # PORT MAXMESSAGECOUNT: a config update signed by the orderer organization's admin
-	"$K" channel update -o "127.0.0.1:$1" -c bench --batch-size "$2" \
+batch() { # PORT MAXMESSAGECOUNT [CHANNEL]: a config update signed by the orderer organization's admin
+	"$K" channel update -o "127.0.0.1:$1" -c "${3:-bench}" --batch-size "$2" \
 		--msp-dir "$orderer_admin_msp" --msp-id OrdererMSP >>update.log 2>&1
 	sleep 2
 }
@@ -186,6 +190,66 @@ soak() {
 			printf "soak: orderer RSS first minute %.0f MiB, last minute %.0f MiB (%+.1f%%), peak %.0f MiB, %d samples\n", a/6/1024, b/6/1024, (b - a) / a * 100, peak/1024, n }' soak-rss.txt | tee -a soak-summary.txt >&2
 }
 
+# followers PID PORT BIN CFGDIR: the orderer's memory while it delivers a chain of FOLLOW_BLOCKS blocks
+# from block 0 to one follower, then to FOLLOWERS followers at once (each a `kordctl fetch`
+# process writing to /dev/null). The chain is channel "deliver", filled first with
+# FOLLOW_BLOCKS·10 envelopes at MaxMessageCount 10. The resident size (VmRSS) is sampled
+# every 50 ms; the peaks and the idle size before each run are printed and recorded. The
+# orderer is restarted on its ledger before the followers come.
+followers() { # PID PORT BIN CFGDIR
+	local pid=$1 port=$2 bin=$3 cfg=$4 n=${FOLLOWERS:-10} blocks=${FOLLOW_BLOCKS:-10000}
+	for _ in $(seq 30); do
+		"$K" channel create -o "127.0.0.1:$port" -c deliver -f deliver.tx --out deliver.block \
+			--msp-dir "$admin_msp" --msp-id Org1MSP --timeout 10s 2>>create.log && break
+		sleep 1
+	done
+	batch "$port" 10 deliver
+	BENCH_CHANNEL=deliver bench kord "$port" "fill deliver" --streams 16 --count $((blocks * 10))
+	local last
+	last=$("$K" channel fetch newest -o "127.0.0.1:$port" -c deliver --msp-dir "$user_msp" --msp-id Org1MSP \
+		--timeout 5s 2>&1 >/dev/null | sed -n 's/^block \([0-9]*\) of deliver.*/\1/p')
+	running() { # PID...: one of them has not exited (a zombie has)
+		local p
+		for p; do [ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = "" ] || [ "$(awk '{ print $3 }' "/proc/$p/stat")" = Z ] || return 0; done
+		return 1
+	}
+	one_run() { # COUNT: peak VmRSS (KiB) while COUNT followers read blocks 0..last
+		local count=$1 peak=0 v fpids=()
+		for _ in $(seq "$count"); do
+			"$K" fetch --orderer "127.0.0.1:$port" --channel deliver --start oldest --stop "$last" --out - \
+				--msp-dir "$user_msp" --msp-id Org1MSP >/dev/null 2>>fetch.log &
+			fpids+=($!)
+		done
+		local t0=$SECONDS
+		while running "${fpids[@]}"; do
+			v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+			[ "$v" -gt "$peak" ] && peak=$v
+			sleep 0.05
+		done
+		wait "${fpids[@]}" || { echo "a follower failed (fetch.log)" >&2; exit 1; }
+		echo "$peak $((SECONDS - t0))"
+	}
+	# A fresh process on the same ledger, so that what the fill left on the heap does not
+	# hide what delivering costs.
+	kill "$pid"
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done # not our child: no wait
+	mv kord.log kord-before-followers.log
+	pid=$(start_orderer kord "$bin" "$cfg" "$port")
+	orderer_pid=$pid
+	for _ in $(seq 60); do [ "$(newest "$port")" = "$last" ] && break; sleep 1; done
+	sleep 5
+	local idle1 r1 idle10 r10
+	idle1=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+	r1=$(one_run 1)
+	sleep 5
+	idle10=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+	r10=$(one_run "$n")
+	awk -v b="$((last + 1))" -v n="$n" -v i1="$idle1" -v i10="$idle10" -v r1="$r1" -v r10="$r10" 'BEGIN {
+		split(r1, a, " "); split(r10, c, " ")
+		printf "followers: %d blocks; 1 follower: peak RSS %.0f MiB (idle before %.0f MiB, %ds); %d followers: peak %.0f MiB (idle before %.0f MiB, %ds); ratio of peaks %.2f\n",
+			b, a[1]/1024, i1/1024, a[2], n, c[1]/1024, i10/1024, c[2], c[1]/a[1] }' | tee -a followers-summary.txt >&2
+}
+
 first=1
 height=""
 run_one() { # KIND BIN CFGDIR PORT
@@ -209,9 +273,12 @@ run_one() { # KIND BIN CFGDIR PORT
 	if [ "$kind" = kord ] && [ -n "${SOAK:-}" ]; then
 		soak "$pid" "$port"
 	fi
+	if [ "$kind" = kord ] && [ -n "${FOLLOWERS:-}" ]; then
+		followers "$pid" "$port" "$bin" "$cfg"
+	fi
 	height=$(newest "$port")
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
+	kill "$orderer_pid"
+	wait "$orderer_pid" 2>/dev/null || true
 }
 
 if [ -n "${FABRIC_ORDERER:-}" ]; then
