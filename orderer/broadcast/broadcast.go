@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
 
@@ -38,8 +39,9 @@ type Channel interface {
 	Validate(env *cb.Envelope, p *msgprocessor.Parsed) (toOrder *cb.Envelope, configSeq uint64, err error)
 	// Enqueue hands an envelope returned by Validate to Kafka without waiting for the
 	// acknowledgement; envelopes enqueued one after the other reach the channel's partition
-	// in that order.
-	Enqueue(ctx context.Context, env *cb.Envelope, configSeq uint64) (Ack, error)
+	// in that order. raw, when not nil, is env's canonical encoding (what proto.Marshal(env)
+	// gives), as the client sent it: the channel may order it as it is.
+	Enqueue(ctx context.Context, env *cb.Envelope, raw []byte, configSeq uint64) (Ack, error)
 }
 
 // Ack is an enqueued envelope's pending acknowledgement.
@@ -58,6 +60,29 @@ type Handler struct {
 	Window    int
 	Log       *slog.Logger
 	Metrics   Metrics // may be nil
+	// ReceiveRaw makes the handler receive envelopes as Received (srv.RecvMsg), which only
+	// a server codec that calls UnmarshalReceived supports (deliver.ServerCodec does).
+	ReceiveRaw bool
+}
+
+// Received is an envelope together with the bytes it arrived as.
+type Received struct {
+	Env *cb.Envelope
+	// Raw is the envelope's encoding as received when that is its canonical encoding (what
+	// proto.Marshal(Env) gives); nil otherwise.
+	Raw []byte
+}
+
+// UnmarshalReceived decodes b, which it keeps. A canonical envelope (the encoding every
+// Fabric SDK produces) is split without a copy, and goes to Kafka as it came: re-encoding
+// it, as Fabric does, would give the same bytes.
+func (r *Received) UnmarshalReceived(b []byte) error {
+	if payload, sig, ok := msgprocessor.CanonicalEnvelope(b); ok {
+		r.Env, r.Raw = &cb.Envelope{Payload: payload, Signature: sig}, b
+		return nil
+	}
+	r.Env, r.Raw = new(cb.Envelope), nil
+	return proto.Unmarshal(b, r.Env)
 }
 
 // item is one envelope on its way through the stream's three stages: validation (in
@@ -65,6 +90,7 @@ type Handler struct {
 // stream order, once Kafka acknowledged).
 type item struct {
 	env       *cb.Envelope
+	raw       []byte // env's canonical encoding as received, or nil
 	toOrder   *cb.Envelope
 	parsed    *msgprocessor.Parsed
 	ch        Channel
@@ -108,12 +134,18 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 		defer close(toEnqueue)
 		defer close(toValidate)
 		for {
-			env, err := srv.Recv()
+			var rcv Received
+			var err error
+			if h.ReceiveRaw {
+				err = srv.RecvMsg(&rcv)
+			} else {
+				rcv.Env, err = srv.Recv()
+			}
 			if err != nil {
 				recvErr <- err
 				return
 			}
-			it := &item{env: env, validated: make(chan error, 1)}
+			it := &item{env: rcv.Env, raw: rcv.Raw, validated: make(chan error, 1)}
 			select {
 			case toValidate <- it:
 			case <-ctx.Done():
@@ -140,7 +172,11 @@ func (h *Handler) Handle(srv ab.AtomicBroadcast_BroadcastServer) error {
 			}
 			if err == nil {
 				it.t.enqueueStart = time.Now()
-				it.ack, err = it.ch.Enqueue(ctx, it.toOrder, it.seq)
+				var raw []byte
+				if it.toOrder == it.env {
+					raw = it.raw // a normal message goes as it came; a config update was rewritten
+				}
+				it.ack, err = it.ch.Enqueue(ctx, it.toOrder, raw, it.seq)
 			}
 			it.refuse = err
 			select {

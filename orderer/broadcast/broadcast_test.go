@@ -46,7 +46,7 @@ func (f *fakeChannel) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (*cb.En
 	return env, 1, f.refuse[txID(p)]
 }
 
-func (f *fakeChannel) Enqueue(_ context.Context, env *cb.Envelope, _ uint64) (Ack, error) {
+func (f *fakeChannel) Enqueue(_ context.Context, env *cb.Envelope, _ []byte, _ uint64) (Ack, error) {
 	p, _ := msgprocessor.Parse(env)
 	f.mu.Lock()
 	f.enqueued = append(f.enqueued, txID(p))

@@ -37,28 +37,3 @@ func TestCanonicalEnvelope(t *testing.T) {
 		})
 	}
 }
-
-// FuzzCanonicalEnvelope: whatever canonicalEnvelope accepts decodes to an envelope that
-// encodes back to the same bytes, with the size it reported.
-func FuzzCanonicalEnvelope(f *testing.F) {
-	for _, s := range [][]byte{{0x0a, 1, 'p', 0x12, 1, 's'}, {0x12, 2, 'a', 'b'}, {0x0a, 0x81, 0x00}, nil} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, p []byte) {
-		size, ok := canonicalEnvelope(p)
-		if !ok {
-			return
-		}
-		env := &cb.Envelope{}
-		if err := proto.Unmarshal(p, env); err != nil {
-			t.Fatalf("accepted bytes do not decode: %v", err)
-		}
-		again, err := proto.Marshal(env)
-		if err != nil || !bytes.Equal(again, p) {
-			t.Fatalf("accepted %x, re-encodes to %x (%v)", p, again, err)
-		}
-		if int(size) != len(env.Payload)+len(env.Signature) {
-			t.Fatalf("size %d, envelope has %d", size, len(env.Payload)+len(env.Signature))
-		}
-	})
-}

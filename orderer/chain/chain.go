@@ -170,7 +170,7 @@ func (c *Chain) Err() error {
 // Configure produces a config envelope (CONFIG, or ORDERER_TRANSACTION on the system channel)
 // and waits for Kafka's acknowledgement.
 func (c *Chain) Configure(ctx context.Context, env *cb.Envelope, configSeq uint64) error {
-	ack, err := c.enqueue(ctx, env, configSeq, ab.KafkaMessageRegular_CONFIG)
+	ack, err := c.enqueue(ctx, env, nil, configSeq, ab.KafkaMessageRegular_CONFIG)
 	if err != nil {
 		return err
 	}
@@ -180,12 +180,13 @@ func (c *Chain) Configure(ctx context.Context, env *cb.Envelope, configSeq uint6
 // EnqueueConfig hands a config envelope (CONFIG, or ORDERER_TRANSACTION on the system
 // channel) to Kafka without waiting for the acknowledgement.
 func (c *Chain) EnqueueConfig(ctx context.Context, env *cb.Envelope, configSeq uint64) (*Ack, error) {
-	return c.enqueue(ctx, env, configSeq, ab.KafkaMessageRegular_CONFIG)
+	return c.enqueue(ctx, env, nil, configSeq, ab.KafkaMessageRegular_CONFIG)
 }
 
-// Enqueue hands a normal envelope to Kafka without waiting for the acknowledgement.
-func (c *Chain) Enqueue(ctx context.Context, env *cb.Envelope, configSeq uint64) (*Ack, error) {
-	return c.enqueue(ctx, env, configSeq, ab.KafkaMessageRegular_NORMAL)
+// Enqueue hands a normal envelope to Kafka without waiting for the acknowledgement. raw, when
+// not nil, is env's canonical encoding and is produced as it is.
+func (c *Chain) Enqueue(ctx context.Context, env *cb.Envelope, raw []byte, configSeq uint64) (*Ack, error) {
+	return c.enqueue(ctx, env, raw, configSeq, ab.KafkaMessageRegular_NORMAL)
 }
 
 // Ack is an enqueued envelope's pending acknowledgement.
@@ -239,7 +240,7 @@ func (c *Chain) setConnected(on bool) {
 	}
 }
 
-func (c *Chain) enqueue(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class) (*Ack, error) {
+func (c *Chain) enqueue(ctx context.Context, env *cb.Envelope, raw []byte, seq uint64, class ab.KafkaMessageRegular_Class) (*Ack, error) {
 	if err := c.waitGate(ctx); err != nil {
 		return nil, err
 	}
@@ -250,9 +251,12 @@ func (c *Chain) enqueue(ctx context.Context, env *cb.Envelope, seq uint64, class
 		}
 		return nil, fmt.Errorf("%w: channel %s: backing Kafka cluster has not completed booting (or is unreachable); try again later", msgprocessor.ErrUnavailable, c.o.ChannelID)
 	}
-	payload, err := proto.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("%w: envelope cannot be encoded: %v", msgprocessor.ErrBadRequest, err)
+	payload := raw
+	if payload == nil {
+		var err error
+		if payload, err = proto.Marshal(env); err != nil {
+			return nil, fmt.Errorf("%w: envelope cannot be encoded: %v", msgprocessor.ErrBadRequest, err)
+		}
 	}
 	qctx, cancel := context.WithTimeout(ctx, c.o.ProduceTimeout)
 	defer cancel()

@@ -22,12 +22,27 @@ type encodedResponse struct {
 }
 
 // ServerCodec is the gRPC codec a server serving this package's Handler must use
-// (grpc.ForceServerCodecV2): gRPC's protobuf codec, plus encodedResponse.
+// (grpc.ForceServerCodecV2): gRPC's protobuf codec, plus encodedResponse on the way out and,
+// on the way in, messages that keep the bytes they arrive as (broadcast.Received).
 func ServerCodec() encoding.CodecV2 {
 	return codec{encoding.GetCodecV2(proto.Name)}
 }
 
 type codec struct{ encoding.CodecV2 }
+
+// receivedUnmarshaler is a message that decodes itself from, and keeps, its received bytes.
+type receivedUnmarshaler interface {
+	UnmarshalReceived(b []byte) error
+}
+
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(receivedUnmarshaler)
+	if !ok {
+		return c.CodecV2.Unmarshal(data, v)
+	}
+	// Materialize copies: the message owns the bytes after gRPC frees its buffers.
+	return r.UnmarshalReceived(data.Materialize())
+}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	r, ok := v.(*encodedResponse)

@@ -346,8 +346,8 @@ func (ch *channel) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (*cb.Envel
 }
 
 // Enqueue implements broadcast.Channel.
-func (ch *channel) Enqueue(ctx context.Context, env *cb.Envelope, seq uint64) (broadcast.Ack, error) {
-	return ch.chain.Enqueue(ctx, env, seq)
+func (ch *channel) Enqueue(ctx context.Context, env *cb.Envelope, raw []byte, seq uint64) (broadcast.Ack, error) {
+	return ch.chain.Enqueue(ctx, env, raw, seq)
 }
 
 // configUpdates is the broadcast ingress of config updates to an existing channel.
@@ -362,7 +362,7 @@ func (c configUpdates) Validate(env *cb.Envelope, _ *msgprocessor.Parsed) (*cb.E
 	return out, cfg.Sequence, nil
 }
 
-func (c configUpdates) Enqueue(ctx context.Context, env *cb.Envelope, seq uint64) (broadcast.Ack, error) {
+func (c configUpdates) Enqueue(ctx context.Context, env *cb.Envelope, _ []byte, seq uint64) (broadcast.Ack, error) {
 	return c.ch.chain.EnqueueConfig(ctx, env, seq)
 }
 
@@ -382,7 +382,7 @@ func (c channelCreations) Validate(env *cb.Envelope, p *msgprocessor.Parsed) (*c
 	return out, cfg.Sequence, nil
 }
 
-func (c channelCreations) Enqueue(ctx context.Context, env *cb.Envelope, seq uint64) (broadcast.Ack, error) {
+func (c channelCreations) Enqueue(ctx context.Context, env *cb.Envelope, _ []byte, seq uint64) (broadcast.Ack, error) {
 	return c.sys.chain.EnqueueConfig(ctx, env, seq)
 }
 

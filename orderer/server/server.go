@@ -224,7 +224,8 @@ func (s *Server) Start() error {
 	opts = append(opts, s.metrics.grpcOptions()...)
 	s.grpc = grpc.NewServer(opts...)
 	ab.RegisterAtomicBroadcastServer(s.grpc, &atomicBroadcast{
-		b: &broadcast.Handler{Registrar: s.reg, Log: s.log.With("logger", "orderer.common.broadcast"), Metrics: s.metrics},
+		b: &broadcast.Handler{Registrar: s.reg, Log: s.log.With("logger", "orderer.common.broadcast"), Metrics: s.metrics,
+			ReceiveRaw: true}, // the codec above hands envelopes their received bytes
 		d: &deliver.Handler{Registrar: s.reg, Log: s.log.With("logger", "common.deliver"), Stopping: s.stopping, Metrics: s.metrics,
 			TimeWindow: g.Authentication.TimeWindow,
 			MutualTLS:  g.TLS.Enabled && g.TLS.ClientAuthRequired},
