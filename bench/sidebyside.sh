@@ -20,9 +20,10 @@
 # RATE_DURATION (20s), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
 # this by a config update, then set back to 500; empty skips it), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
 # PORT_BASE+2042). SOAK (e.g. 5m; empty skips it): after kord's runs, a run of that length
-# at SOAK_RATE (10000) envelopes/s on 16 streams while the orderer's resident size (VmRSS) is
-# sampled every 10 s into $WORK/soak-rss.txt (envelopes signed on the fly); the growth from the first to the last minute is
-# printed. FOLLOWERS (e.g. 10; empty skips it): after that, the orderer's resident size while
+# at SOAK_RATE (10000) envelopes/s on 16 streams, after a SOAK_WARMUP (60s) run at that
+# rate, while the orderer's resident size (VmRSS) is sampled every 10 s into
+# $WORK/soak-rss.txt (envelopes signed on the fly); the growth from the soak's first to its
+# last minute is printed. FOLLOWERS (e.g. 10; empty skips it): after that, the orderer's resident size while
 # it delivers a FOLLOW_BLOCKS-block (10000) chain to one follower, then to FOLLOWERS at once
 # (see followers below).
 #
@@ -167,9 +168,12 @@ batch() { # PORT MAXMESSAGECOUNT [CHANNEL]: a config update signed by the ordere
 	sleep 2
 }
 
-# soak PID PORT: a long run at SOAK_RATE while PID's resident size is sampled.
+# soak PID PORT: a warm-up of SOAK_WARMUP (60s) and then a run of SOAK, both at SOAK_RATE on
+# 16 streams, while PID's resident size is sampled every 10 s (from the start of the
+# warm-up). An idle Go process has returned heap to the system; the warm-up lets the orderer
+# reach the size it works at, so that the soak measures whether that size grows.
 soak() {
-	local pid=$1 port=$2 sampler
+	local pid=$1 port=$2 sampler start
 	: >soak-rss.txt
 	(
 		while kill -0 "$pid" 2>/dev/null; do
@@ -180,14 +184,16 @@ soak() {
 	sampler=$!
 	# Signed on the fly: load starts at once (no minutes of preparation before the first
 	# sample) and the client holds only the envelopes in flight.
+	bench kord "$port" "soak warm-up=${SOAK_WARMUP:-60s},rate=${SOAK_RATE:-10000}" --streams 16 --rate "${SOAK_RATE:-10000}" --duration "${SOAK_WARMUP:-60s}" --sign-on-the-fly
+	start=$(date +%s)
 	bench kord "$port" "soak=${SOAK},rate=${SOAK_RATE:-10000}" --streams 16 --rate "${SOAK_RATE:-10000}" --duration "$SOAK" --sign-on-the-fly
 	kill "$sampler" 2>/dev/null || true
-	# Resident size (KiB) over the first and the last minute of load (six samples each; the
-	# first sample, taken as the run starts, is left out), and the peak.
-	awk 'NR > 1 { v[NR - 1] = $2; if ($2 > peak) peak = $2 }
-		END { n = NR - 1; if (n < 12) { print "soak: too few RSS samples (" n ")"; exit }
+	# Resident size (KiB) over the first and the last minute of the soak (six samples each,
+	# the warm-up left out), and the peak.
+	awk -v start="$start" '$1 >= start { n++; v[n] = $2; if ($2 > peak) peak = $2 }
+		END { if (n < 12) { print "soak: too few RSS samples (" n ")"; exit }
 			for (i = 1; i <= 6; i++) { a += v[i]; b += v[n - 6 + i] }
-			printf "soak: orderer RSS first minute %.0f MiB, last minute %.0f MiB (%+.1f%%), peak %.0f MiB, %d samples\n", a/6/1024, b/6/1024, (b - a) / a * 100, peak/1024, n }' soak-rss.txt | tee -a soak-summary.txt >&2
+			printf "soak: orderer RSS first minute %.0f MiB, last minute %.0f MiB (%+.1f%%), peak %.0f MiB, %d samples after the warm-up\n", a/6/1024, b/6/1024, (b - a) / a * 100, peak/1024, n }' soak-rss.txt | tee -a soak-summary.txt >&2
 }
 
 # followers PID PORT BIN CFGDIR: the orderer's memory while it delivers a chain of FOLLOW_BLOCKS blocks
