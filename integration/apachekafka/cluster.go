@@ -582,10 +582,21 @@ func (c *Cluster) format(ctx context.Context) error {
 			defer wg.Done()
 			args := append(jvmArgs(c.cfg.Home, n.dir, 256), "kafka.tools.StorageTool", "format",
 				"-t", c.clusterID, "-c", n.props, "--ignore-formatted")
-			cmd := exec.CommandContext(ctx, c.cfg.Java, args...)
-			cmd.Dir = n.dir
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("apachekafka: formatting %s's storage: %w\n%s", n.Name, err, out)
+			// A JVM on a loaded 2-core machine has been seen to exit 1 at once with no
+			// output; formatting is idempotent (--ignore-formatted), so try again.
+			for attempt := 1; ; attempt++ {
+				cmd := exec.CommandContext(ctx, c.cfg.Java, args...)
+				cmd.Dir = n.dir
+				out, err := cmd.CombinedOutput()
+				if err == nil {
+					errs[i] = nil
+					return
+				}
+				errs[i] = fmt.Errorf("apachekafka: formatting %s's storage (attempt %d): %w\n%s", n.Name, attempt, err, out)
+				if attempt == 3 || ctx.Err() != nil {
+					return
+				}
+				time.Sleep(time.Second)
 			}
 		}()
 	}
