@@ -215,8 +215,11 @@ followers() { # PID PORT BIN CFGDIR
 	last=$("$K" channel fetch newest -o "127.0.0.1:$port" -c deliver --msp-dir "$user_msp" --msp-id Org1MSP \
 		--timeout 5s 2>&1 >/dev/null | sed -n 's/^block \([0-9]*\) of deliver.*/\1/p')
 	running() { # PID...: one of them has not exited (a zombie has)
-		local p
-		for p; do [ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = "" ] || [ "$(awk '{ print $3 }' "/proc/$p/stat")" = Z ] || return 0; done
+		local p state
+		for p; do
+			state=$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)
+			[ -n "$state" ] && [ "$state" != Z ] && return 0
+		done
 		return 1
 	}
 	one_run() { # COUNT: peak VmRSS (KiB) while COUNT followers read blocks 0..last

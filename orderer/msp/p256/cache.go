@@ -23,7 +23,7 @@ type Cache struct {
 	maxKeys int
 	minUses uint32
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	cur, old map[string]*entry
 }
 
@@ -88,12 +88,20 @@ func (c *Cache) entry(pub *ecdsa.PublicKey) *entry {
 	var k [64]byte
 	pub.X.FillBytes(k[:32])
 	pub.Y.FillBytes(k[32:])
+	// Every envelope's check passes here, from every validator: hits in the current
+	// generation share the lock; only a first sight or a move between generations writes.
+	c.mu.RLock()
+	e, ok := c.cur[string(k[:])]
+	c.mu.RUnlock()
+	if ok {
+		return e
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.cur[string(k[:])]; ok {
 		return e
 	}
-	e, ok := c.old[string(k[:])]
+	e, ok = c.old[string(k[:])]
 	if ok {
 		delete(c.old, string(k[:]))
 	} else {
