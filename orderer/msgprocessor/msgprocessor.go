@@ -94,12 +94,12 @@ func Parse(env *cb.Envelope) (*Parsed, error) {
 // copying the payload's data as proto.Unmarshal into a Payload would: ingress reads only the
 // headers, and a transaction's data can be megabytes. It accepts and refuses exactly what
 // proto.Unmarshal does: every field must be well-formed wire format, a field of the wrong wire
-// type is an unknown field, and a Header present several times is merged (the concatenation
-// of its occurrences). TestPayloadHeaderMatchesProto and FuzzParse hold it to that.
+// type is an unknown field, and a Header present several times is merged, each occurrence
+// decoded on its own. TestPayloadHeaderMatchesProto and FuzzParse hold it to that.
 func payloadHeader(b []byte) (*cb.Header, error) {
 	const headerField = 1
-	var raw []byte
-	found, shared := false, true
+	var chunks [][]byte
+	found := false
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -120,23 +120,21 @@ func payloadHeader(b []byte) (*cb.Header, error) {
 		}
 		if num == headerField && typ == protowire.BytesType {
 			v, _ := protowire.ConsumeBytes(b)
-			switch {
-			case raw == nil:
-				raw, found = v, true
-			case shared:
-				raw, shared = append(append(make([]byte, 0, len(raw)+len(v)), raw...), v...), false
-			default:
-				raw = append(raw, v...)
-			}
+			chunks, found = append(chunks, v), true
 		}
 		b = b[n:]
 	}
 	if !found {
 		return nil, nil
 	}
+	// Each occurrence is decoded on its own and merged into the previous ones, as
+	// proto.Unmarshal does: their concatenation can be well-formed when one of them is not
+	// (a fixed64 cut across two occurrences), and proto refuses that payload.
 	h := &cb.Header{}
-	if err := proto.Unmarshal(raw, h); err != nil {
-		return nil, err
+	for _, c := range chunks {
+		if err := proto.UnmarshalMerge(c, h); err != nil {
+			return nil, err
+		}
 	}
 	return h, nil
 }

@@ -143,6 +143,8 @@ func TestPayloadHeaderMatchesProto(t *testing.T) {
 		"field number above the max": protowire.AppendBytes(protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3|2), nil),
 		"truncated":                  field(1, protowire.BytesType, hdr("c", "s"))[:4],
 		"malformed header":           field(1, protowire.BytesType, []byte{0x0a, 0x05}),
+		// A fixed64 cut across two occurrences: well-formed only when they are concatenated.
+		"fixed64 split across headers": cat(field(1, protowire.BytesType, []byte("00000000001000000")), field(1, protowire.BytesType, []byte("00"))),
 	} {
 		t.Run(name, func(t *testing.T) { checkPayloadHeader(t, b) })
 	}
