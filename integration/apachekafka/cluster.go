@@ -582,21 +582,10 @@ func (c *Cluster) format(ctx context.Context) error {
 			defer wg.Done()
 			args := append(jvmArgs(c.cfg.Home, n.dir, 256), "kafka.tools.StorageTool", "format",
 				"-t", c.clusterID, "-c", n.props, "--ignore-formatted")
-			// A JVM on a loaded 2-core machine has been seen to exit 1 at once with no
-			// output; formatting is idempotent (--ignore-formatted), so try again.
-			for attempt := 1; ; attempt++ {
-				cmd := exec.CommandContext(ctx, c.cfg.Java, args...)
-				cmd.Dir = n.dir
-				out, err := cmd.CombinedOutput()
-				if err == nil {
-					errs[i] = nil
-					return
-				}
-				errs[i] = fmt.Errorf("apachekafka: formatting %s's storage (attempt %d): %w\n%s", n.Name, attempt, err, out)
-				if attempt == 3 || ctx.Err() != nil {
-					return
-				}
-				time.Sleep(time.Second)
+			cmd := exec.CommandContext(ctx, c.cfg.Java, args...)
+			cmd.Dir = n.dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("apachekafka: formatting %s's storage with cluster ID %q: %w\n%s", n.Name, c.clusterID, err, out)
 			}
 		}()
 	}
@@ -758,9 +747,14 @@ func freePorts(n int) ([]int, error) {
 // FreePorts reserves n distinct free ports on 127.0.0.1 (for ProxyPorts).
 func FreePorts(n int) ([]int, error) { return freePorts(n) }
 
+// newClusterID returns a random KRaft cluster ID: 16 bytes in unpadded base64url. The top
+// bit of the first byte is cleared so that the ID never starts with '-' or '_': StorageTool's
+// argument parser reads "-t -xyz…" as a missing value followed by an option, and fails with
+// "argument --cluster-id/-t: expected one argument" (1 ID in 32 without this).
 func newClusterID() string {
 	var b [16]byte
 	_, _ = io.ReadFull(rand.Reader, b[:])
+	b[0] &^= 0x80
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
