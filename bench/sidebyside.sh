@@ -17,7 +17,7 @@
 #
 # Settings (environment): WORK (a fresh temporary directory), COUNT (60000 envelopes per
 # throughput run), STREAMS ("1 16"), RATE (5000 envelopes/s for the latency run; empty skips it),
-# RATE_DURATION (20s), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
+# RATE_DURATION (20s), RATE_RUNS (1: how many times each latency run is repeated), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
 # this by a config update, then set back to 500; empty skips it), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
 # PORT_BASE+2042). SOAK (e.g. 5m; empty skips it): after kord's runs, a run of that length
 # at SOAK_RATE (10000) envelopes/s on 16 streams, after a SOAK_WARMUP (60s) run at that
@@ -28,7 +28,8 @@
 # (see followers below).
 #
 # Results: one JSON line per run in $WORK/results.jsonl (with "orderer_kind" and "run"
-# added), the machine in $WORK/machine.txt, and logs in $WORK.
+# added), the machine in $WORK/machine.txt, the orderer's /metrics after each run in
+# $WORK/metrics-N-KIND.txt, and logs in $WORK.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +38,7 @@ COUNT=${COUNT:-60000}
 STREAMS=${STREAMS:-1 16}
 RATE=${RATE-5000}
 RATE_DURATION=${RATE_DURATION:-20s}
+RATE_RUNS=${RATE_RUNS:-1}
 SIZE=${SIZE:-1024}
 SMALL_BATCH=${SMALL_BATCH-100}
 PORT_BASE=${PORT_BASE:-17050}
@@ -111,7 +113,7 @@ start_orderer() {
 		ORDERER_GENERAL_BOOTSTRAPMETHOD=file ORDERER_GENERAL_BOOTSTRAPFILE="$WORK/genesis.block" \
 		ORDERER_GENERAL_LOCALMSPDIR="$orderer_msp" ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
 		ORDERER_FILELEDGER_LOCATION="$WORK/$kind-ledger" \
-		ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:$((port + 100)) \
+		ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:$((port + 100)) ORDERER_METRICS_PROVIDER=prometheus \
 		ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:$((port + 200)) \
 		ORDERER_KAFKA_VERSION=1.0.0 ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR=1 \
 		ORDERER_GENERAL_PROFILE_ENABLED=true ORDERER_GENERAL_PROFILE_ADDRESS=127.0.0.1:$((port + 300)) \
@@ -129,6 +131,7 @@ newest() {
 # cpu PID: the process's user+system CPU time so far, in clock ticks.
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+runs=0
 bench() { # KIND PORT RUN ARGS...
 	local kind=$1 port=$2 run=$3
 	shift 3
@@ -145,6 +148,10 @@ bench() { # KIND PORT RUN ARGS...
 	local usage
 	usage=$(awk -v o="$((o1 - o0))" -v k="$((k1 - k0))" -v hz="$hz" 'BEGIN { printf "\"orderer_cpu_s\":%.2f,\"kafka_cpu_s\":%.2f", o / hz, k / hz }')
 	echo "cpu: $usage" >&2
+	# The orderer's metrics after each run (cumulative), for its histograms (ledger commit
+	# time, block fill time) next to the client's figures.
+	runs=$((runs + 1))
+	curl -s "http://127.0.0.1:$((port + 100))/metrics" >"metrics-$runs-$kind.txt" 2>/dev/null || true
 	echo "{\"orderer_kind\":\"$kind\",\"run\":\"$run\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",$usage,${line#\{}" >>results.jsonl
 	sleep 5 # let the machine settle between runs
 }
@@ -154,10 +161,15 @@ measure() { # KIND PORT
 		bench "$1" "$2" "streams=$s" --streams "$s" --count "$COUNT"
 	done
 	[ -n "$RATE" ] || return 0
-	bench "$1" "$2" "rate=$RATE" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+	local i
+	for i in $(seq "$RATE_RUNS"); do
+		bench "$1" "$2" "rate=$RATE" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+	done
 	if [ -n "$SMALL_BATCH" ]; then
 		batch "$2" "$SMALL_BATCH"
-		bench "$1" "$2" "rate=$RATE,batch=$SMALL_BATCH" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+		for i in $(seq "$RATE_RUNS"); do
+			bench "$1" "$2" "rate=$RATE,batch=$SMALL_BATCH" --streams 4 --rate "$RATE" --duration "$RATE_DURATION"
+		done
 		batch "$2" 500
 	fi
 }
