@@ -750,7 +750,7 @@ func FreePorts(n int) ([]int, error) { return freePorts(n) }
 // newClusterID returns a random KRaft cluster ID: 16 bytes in unpadded base64url. The top
 // bit of the first byte is cleared so that the ID never starts with '-' or '_': StorageTool's
 // argument parser reads "-t -xyz…" as a missing value followed by an option, and fails with
-// "argument --cluster-id/-t: expected one argument" (1 ID in 32 without this).
+// "argument --cluster-id/-t: expected one argument" (1 random ID in 64).
 func newClusterID() string {
 	var b [16]byte
 	_, _ = io.ReadFull(rand.Reader, b[:])

@@ -7,7 +7,7 @@ import (
 )
 
 // Kafka's StorageTool refuses "-t -…" (the value is read as an option), which failed one
-// cluster start in about 32 in CI before newClusterID kept IDs off '-'.
+// cluster start in 64 (one CI run in about six) before newClusterID kept IDs off '-'.
 func TestNewClusterID(t *testing.T) {
 	seen := map[string]bool{}
 	for range 4096 {
