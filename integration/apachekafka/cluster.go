@@ -290,31 +290,28 @@ func (n *Node) LogPath() string { return filepath.Join(n.dir, "server.log") }
 
 // Running reports whether the process is alive.
 func (n *Node) Running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.done == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
+	started, ended := n.state()
+	return started && !ended
 }
 
 // exited reports whether the node was started and its process has ended since.
 func (n *Node) exited() bool {
+	started, ended := n.state()
+	return started && ended
+}
+
+// state reads, under one lock, whether the process was started and whether it has ended.
+func (n *Node) state() (started, ended bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.done == nil {
-		return false
+		return false, false
 	}
 	select {
 	case <-n.done:
-		return true
+		return true, true
 	default:
-		return false
+		return true, false
 	}
 }
 
