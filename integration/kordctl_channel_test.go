@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kordhq/kord/orderer/chainverify"
 	"github.com/kordhq/kord/orderer/channelconfig"
 	"github.com/kordhq/kord/orderer/genesis"
 	"github.com/kordhq/kord/orderer/msp/mspgen"
@@ -30,13 +30,9 @@ func runKordctl(t *testing.T, args ...string) (string, error) {
 
 func readBlockFile(t *testing.T, path string) *cb.Block {
 	t.Helper()
-	raw, err := os.ReadFile(path)
+	b, err := chainverify.ReadBlockFile(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	b := &cb.Block{}
-	if err := proto.Unmarshal(raw, b); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return b
 }

@@ -22,6 +22,7 @@ import (
 	mspproto "github.com/hyperledger/fabric-protos-go/msp"
 
 	"github.com/kordhq/kord/orderer/blocks"
+	"github.com/kordhq/kord/orderer/chainverify"
 	"github.com/kordhq/kord/orderer/channelconfig"
 )
 
@@ -62,13 +63,9 @@ func readRecords(t *testing.T, path string) []record {
 
 func readBlock(t *testing.T, path string) *cb.Block {
 	t.Helper()
-	raw, err := os.ReadFile(path)
+	b, err := chainverify.ReadBlockFile(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	b := &cb.Block{}
-	if err := proto.Unmarshal(raw, b); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return b
 }

@@ -1,7 +1,6 @@
 package configtx
 
 import (
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"github.com/golang/protobuf/proto"
 	cb "github.com/hyperledger/fabric-protos-go/common"
 
+	"github.com/kordhq/kord/orderer/chainverify"
 	"github.com/kordhq/kord/orderer/channelconfig"
 	"github.com/kordhq/kord/orderer/policy"
 )
@@ -24,13 +24,9 @@ func (acceptAll) EvaluateSignedData([]*policy.SignedData) error { return nil }
 
 func readBlock(t *testing.T, path string) *cb.Block {
 	t.Helper()
-	raw, err := os.ReadFile(path)
+	b, err := chainverify.ReadBlockFile(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	b := &cb.Block{}
-	if err := proto.Unmarshal(raw, b); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 	return b
 }
