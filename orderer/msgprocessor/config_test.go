@@ -1,9 +1,14 @@
 package msgprocessor
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/golang/protobuf/proto"
+	"github.com/golang/protobuf/ptypes/timestamp"
+	cb "github.com/hyperledger/fabric-protos-go/common"
 
 	"github.com/kordhq/kord/orderer/channelconfig"
 	"github.com/kordhq/kord/orderer/client"
@@ -62,6 +67,13 @@ func TestChannelCreationPath(t *testing.T) {
 	if err != nil {
 		t.Fatalf("2 channels, limit 2: %v", err)
 	}
+	// Both envelopes the orderer built have the channel header Fabric's orderer writes.
+	inner := checkOrdererHeader(t, out, cb.HeaderType_ORDERER_TRANSACTION, sys.ChannelID, orderer)
+	innerEnv := &cb.Envelope{}
+	if err := proto.Unmarshal(inner, innerEnv); err != nil {
+		t.Fatal(err)
+	}
+	checkOrdererHeader(t, innerEnv, cb.HeaderType_CONFIG, "newchan", orderer)
 	// The ORDERER_TRANSACTION carries a config the new channel can run on.
 	again, err := proc.ReprocessConfig(sys, out)
 	if err != nil {
@@ -70,4 +82,31 @@ func TestChannelCreationPath(t *testing.T) {
 	if again == nil || len(again.Payload) == 0 {
 		t.Fatal("re-processing gave no envelope")
 	}
+}
+
+// checkOrdererHeader checks that env is signed by s and that its channel header has what
+// Fabric's orderer puts in the envelopes it builds and nothing more: type, channel and a
+// whole-second timestamp; no transaction ID, version or epoch. It returns the payload's data.
+func checkOrdererHeader(t *testing.T, env *cb.Envelope, typ cb.HeaderType, channelID string, s Signer) []byte {
+	t.Helper()
+	p := &cb.Payload{}
+	if err := proto.Unmarshal(env.Payload, p); err != nil || p.Header == nil {
+		t.Fatalf("%s: payload: %v", typ, err)
+	}
+	chdr := &cb.ChannelHeader{}
+	if err := proto.Unmarshal(p.Header.ChannelHeader, chdr); err != nil {
+		t.Fatal(err)
+	}
+	want := &cb.ChannelHeader{Type: int32(typ), ChannelId: channelID, Timestamp: &timestamp.Timestamp{Seconds: chdr.GetTimestamp().GetSeconds()}}
+	if !proto.Equal(chdr, want) || chdr.GetTimestamp().GetSeconds() == 0 {
+		t.Errorf("%s channel header = %v, want %v", typ, chdr, want)
+	}
+	sh := &cb.SignatureHeader{}
+	if err := proto.Unmarshal(p.Header.SignatureHeader, sh); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sh.Creator, s.Serialize()) || len(sh.Nonce) == 0 {
+		t.Errorf("%s signature header: creator is not the orderer or no nonce", typ)
+	}
+	return p.Data
 }
