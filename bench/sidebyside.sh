@@ -16,7 +16,7 @@
 # two do not share the machine's cores; both write the same chain.
 #
 # Settings (environment): WORK (a fresh temporary directory), COUNT (60000 envelopes per
-# throughput run), STREAMS ("1 16"), RATE (5000 envelopes/s for the latency run; empty skips it),
+# throughput run), STREAMS ("1 16"; empty skips the throughput runs), RATE (5000 envelopes/s for the latency run; empty skips it),
 # RATE_DURATION (20s), RATE_RUNS (1: how many times each latency run is repeated), SMALL_BATCH (100: the latency run again with MaxMessageCount set to
 # this by a config update, then set back to 500; empty skips it), SIZE (1024), PORT_BASE (17050: orderers on PORT_BASE and +1, Kafka on
 # PORT_BASE+2042). SOAK (e.g. 5m; empty skips it): after kord's runs, a run of that length
@@ -27,6 +27,12 @@
 # it delivers a FOLLOW_BLOCKS-block (10000) chain to one follower, then to FOLLOWERS at once
 # (see followers below).
 #
+# BROKER (kfake): the Kafka both orderers use. kfake is `kordctl kafka`, in memory in one Go
+# process; apache is Apache Kafka 3.9 (installed by integration/apache-kafka/install.sh into
+# .cache, as `make test-kafka` does) with APACHE_BROKERS (1) brokers in KRaft mode, their data
+# in $WORK/kafka-cluster, started by integration/apachekafka/cmd/kafkacluster; topics then get
+# a replication factor of min(3, APACHE_BROKERS).
+#
 # Results: one JSON line per run in $WORK/results.jsonl (with "orderer_kind" and "run"
 # added), the machine in $WORK/machine.txt, the orderer's /metrics after each run in
 # $WORK/metrics-N-KIND.txt, and logs in $WORK.
@@ -35,13 +41,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/kord-sidebyside-XXXXXX)}
 COUNT=${COUNT:-60000}
-STREAMS=${STREAMS:-1 16}
+STREAMS=${STREAMS-1 16}
 RATE=${RATE-5000}
 RATE_DURATION=${RATE_DURATION:-20s}
 RATE_RUNS=${RATE_RUNS:-1}
 SIZE=${SIZE:-1024}
 SMALL_BATCH=${SMALL_BATCH-100}
 PORT_BASE=${PORT_BASE:-17050}
+BROKER=${BROKER:-kfake}
+APACHE_BROKERS=${APACHE_BROKERS:-1}
 FABRIC_CFG=${FABRIC_CFG:-$here/config}
 fabric_port=$PORT_BASE
 kord_port=$((PORT_BASE + 1))
@@ -67,14 +75,34 @@ devpid=$!
 for _ in $(seq 100); do [ -s dev/network.yaml ] && break; sleep 0.2; done
 kill "$devpid"; wait "$devpid" 2>/dev/null || true
 
-"$K" kafka --listen "$kafka_addr" >kafka.out 2>kafka.log &
-pids+=($!)
-kafka_pid=$!
+replication=1
+home=""
+case $BROKER in
+kfake)
+	"$K" kafka --listen "$kafka_addr" >kafka.out 2>kafka.log &
+	pids+=($!)
+	kafka_pid=$!
+	;;
+apache)
+	home=$(cd "$here" && integration/apache-kafka/install.sh 2>>"$WORK/kafka.log")
+	(cd "$here" && go build -o "$WORK/bin/kafkacluster" ./integration/apachekafka/cmd/kafkacluster)
+	"$WORK/bin/kafkacluster" --home "$home" --dir "$WORK/kafka-cluster" --brokers "$APACHE_BROKERS" \
+		--addrs-file "$WORK/kafka.addrs" >kafka.out 2>>kafka.log &
+	pids+=($!)
+	kafka_pid=$!
+	for _ in $(seq 180); do [ -s kafka.addrs ] && break; kill -0 "$kafka_pid" || break; sleep 1; done
+	[ -s kafka.addrs ] || { echo "Apache Kafka did not start (kafka.log)" >&2; exit 1; }
+	kafka_addr=$(cat kafka.addrs)
+	replication=$((APACHE_BROKERS < 3 ? APACHE_BROKERS : 3))
+	;;
+*) echo "BROKER=$BROKER: want kfake or apache" >&2; exit 1 ;;
+esac
+echo "broker: $BROKER $kafka_addr" >&2
 orderer_pid=""
 
 awk -v kafka="$kafka_addr" -v e1="127.0.0.1:$fabric_port" -v e2="127.0.0.1:$kord_port" '
 	/^kafka:/ { print; inkafka = 1; next }
-	inkafka && /^    brokers:/ { print; print "        - " kafka; skip = 1; next }
+	inkafka && /^    brokers:/ { print; n = split(kafka, k, ","); for (i = 1; i <= n; i++) print "        - " k[i]; skip = 1; next }
 	skip && /^        - / { next }
 	{ skip = 0 }
 	/^[a-z]/ { inkafka = 0 }
@@ -99,6 +127,7 @@ user_msp=$crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com
 	echo "nproc: $(nproc)"
 	grep -m1 'model name' /proc/cpuinfo || true
 	echo "kernel: $(uname -r)"
+	echo "broker: $BROKER${home:+ $(basename "$home"), $APACHE_BROKERS broker(s)}"
 	echo "go: $(go version)"
 	echo "kord: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo unknown)"
 	[ -n "${FABRIC_ORDERER:-}" ] && echo "fabric: $("$FABRIC_ORDERER" version 2>/dev/null | grep -m1 Version || echo unknown)"
@@ -115,7 +144,7 @@ start_orderer() {
 		ORDERER_FILELEDGER_LOCATION="$WORK/$kind-ledger" \
 		ORDERER_OPERATIONS_LISTENADDRESS=127.0.0.1:$((port + 100)) ORDERER_METRICS_PROVIDER=prometheus \
 		ORDERER_ADMIN_LISTENADDRESS=127.0.0.1:$((port + 200)) \
-		ORDERER_KAFKA_VERSION=1.0.0 ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR=1 \
+		ORDERER_KAFKA_VERSION=1.0.0 ORDERER_KAFKA_TOPIC_REPLICATIONFACTOR="$replication" \
 		ORDERER_GENERAL_PROFILE_ENABLED=true ORDERER_GENERAL_PROFILE_ADDRESS=127.0.0.1:$((port + 300)) \
 		"$bin" >"$kind.log" 2>&1 &
 	pids+=($!)
@@ -128,8 +157,18 @@ newest() {
 		--timeout 5s 2>&1 >/dev/null | sed -n 's/^block \([0-9]*\) of bench.*/\1/p' || true
 }
 
-# cpu PID: the process's user+system CPU time so far, in clock ticks.
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# cpu PID...: the processes' user+system CPU time so far, in clock ticks.
+cpu() {
+	local p t=0
+	for p; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+	echo "$t"
+}
+
+# kafka_pids: the broker's processes (Apache Kafka's JVMs are kafkacluster's children, each
+# in its own process group, and their CPU time is not kafkacluster's).
+kafka_pids() {
+	if [ "$BROKER" = apache ]; then pgrep -f -- "$WORK/kafka-cluster/" || true; else echo "$kafka_pid"; fi
+}
 
 runs=0
 bench() { # KIND PORT RUN ARGS...
@@ -138,10 +177,10 @@ bench() { # KIND PORT RUN ARGS...
 	echo "== $kind $run: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 	local line o0 k0 o1 k1 hz
 	hz=$(getconf CLK_TCK)
-	o0=$(cpu "$orderer_pid") k0=$(cpu "$kafka_pid")
+	o0=$(cpu "$orderer_pid") k0=$(cpu $(kafka_pids))
 	line=$("$K" bench -o "127.0.0.1:$port" -c "${BENCH_CHANNEL:-bench}" --msp-dir "$user_msp" --msp-id Org1MSP \
 		--size "$SIZE" --progress off "$@")
-	o1=$(cpu "$orderer_pid") k1=$(cpu "$kafka_pid")
+	o1=$(cpu "$orderer_pid") k1=$(cpu $(kafka_pids))
 	echo "$line" >&2
 	# CPU seconds each process spent during the run (the client reports its own as
 	# client_cpu_s): where the two shared cores went.

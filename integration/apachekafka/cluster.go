@@ -147,6 +147,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Home == "" || cfg.Dir == "" {
 		return nil, errors.New("apachekafka: Config.Home and Config.Dir are required")
 	}
+	// Every JVM runs in its own directory, so a relative class path would point nowhere.
+	home, err := filepath.Abs(cfg.Home)
+	if err != nil {
+		return nil, fmt.Errorf("apachekafka: Config.Home %q: %w", cfg.Home, err)
+	}
+	cfg.Home = home
 	if _, err := os.Stat(filepath.Join(cfg.Home, "libs")); err != nil {
 		return nil, fmt.Errorf("apachekafka: %s is not an installation made by integration/apache-kafka/install.sh: %w", cfg.Home, err)
 	}

@@ -27,11 +27,22 @@ func home(t *testing.T) string {
 
 func TestClusterModes(t *testing.T) {
 	h := home(t)
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, mode := range []Mode{KRaft, ZooKeeper} {
 		t.Run(mode.String(), func(t *testing.T) {
 			began := time.Now()
 			ctx := context.Background()
-			c, err := Start(ctx, Config{Home: h, Dir: t.TempDir(), Mode: mode})
+			home := h
+			if mode == KRaft {
+				// A relative Home works too (the JVMs run in their own directories).
+				if home, err = filepath.Rel(cwd, h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := Start(ctx, Config{Home: home, Dir: t.TempDir(), Mode: mode})
 			if err != nil {
 				t.Fatal(err)
 			}
