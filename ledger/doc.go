@@ -8,24 +8,35 @@
 // A Provider owns a root directory. Each channel's database lives in
 // <root>/chains/<channelID>/ and holds exactly three kinds of keys:
 //
-//	'b' + uint64 big-endian block number -> proto.Marshal(*cb.Block)
-//	'h'                                  -> uint64 big-endian height
-//	'v'                                  -> format version (currently 1),
-//	                                        written with the first Append
+//	'b' + uint64 big-endian n       -> proto.Marshal(*cb.Block) of block n
+//	'b' + uint64 big-endian n + 'h' -> uint64 big-endian n+1: a height marker,
+//	                                   written by the Append that ended with block n
+//	0x00 "format"                   -> format version (currently 2), written
+//	                                   with the first Append
 //
 // Block keys are fixed width and big-endian so that LevelDB's byte ordering
 // equals block-number ordering, which makes range scans (Verify) sequential.
 // The stored value is the exact golang/protobuf encoding of the block, so
 // RawBlock can hand it to a Deliver stream without decoding and re-encoding.
 //
-// The height key, not the set of block keys, is authoritative: a block is
-// part of the chain if and only if its number is below the stored height.
-// Every Append writes all of its blocks together with the new height in a
-// single synced LevelDB batch, so a crash leaves either all or none of an
-// Append on disk. Block keys at or above the height can only come from a
-// foreign or non-atomic writer; they are ignored and later overwritten. A
-// block key missing below the height is corruption and is reported as
+// The last height marker, not the set of block keys, is authoritative: a
+// block is part of the chain if and only if its number is below the height
+// that marker records. Every Append writes all of its blocks together with its
+// marker in a single synced LevelDB batch, so a crash leaves either all or
+// none of an Append on disk. Block keys after the last marker can only come
+// from a foreign or non-atomic writer; they are ignored and later overwritten.
+// A block key missing below the height is corruption and is reported as
 // ErrCorrupt, naming the channel and block.
+//
+// Why markers rather than one height key: every key an Append writes sorts
+// after every key written before it, so each table goleveldb flushes covers
+// a key range no other table touches and its compactions move tables down
+// the levels without rewriting them. Format 1 kept the height in one key
+// after all blocks ('h', with the version in 'v'); that key made every
+// flushed table overlap all older ones, and goleveldb rewrote the whole of
+// level 1 at every level-0 compaction, about as many bytes again as the
+// blocks themselves. A format-1 store is upgraded in place, in one synced
+// batch, when it is opened for writing.
 //
 // # Crash safety and LevelDB strictness
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/syndtr/goleveldb/leveldb/util"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -29,12 +30,23 @@ var (
 const (
 	blockKeyPrefix = 'b'
 	blockKeyLen    = 1 + 8
-	formatVersion  = 1
+	markerSuffix   = 'h'
+	markerKeyLen   = blockKeyLen + 1
+	formatVersion  = 2
 )
 
 var (
-	heightKey = []byte{'h'}
-	formatKey = []byte{'v'}
+	// formatKey sorts before every block key, so the one table that holds it never
+	// overlaps the tables written after it.
+	formatKey = []byte("\x00format")
+
+	// Format 1 kept the height in one key after all blocks and the version in another;
+	// both are only read, to upgrade such a store (see upgradeV1).
+	v1HeightKey = []byte{'h'}
+	v1FormatKey = []byte{'v'}
+
+	// blockRange holds every block and height-marker key.
+	blockRange = &util.Range{Start: []byte{blockKeyPrefix}, Limit: []byte{blockKeyPrefix + 1}}
 )
 
 func blockKey(n uint64) []byte {
@@ -42,6 +54,25 @@ func blockKey(n uint64) []byte {
 	k[0] = blockKeyPrefix
 	binary.BigEndian.PutUint64(k[1:], n)
 	return k
+}
+
+// markerKey is the height marker an Append ending with block n writes: it sorts right
+// after block n's key and before block n+1's, so every key of an Append lies after every
+// key of the Appends before it.
+func markerKey(n uint64) []byte {
+	k := make([]byte, markerKeyLen)
+	copy(k, blockKey(n))
+	k[blockKeyLen] = markerSuffix
+	return k
+}
+
+// parseMarkerKey reports the block number a height marker follows, or false if k is not
+// one.
+func parseMarkerKey(k []byte) (uint64, bool) {
+	if len(k) != markerKeyLen || k[0] != blockKeyPrefix || k[blockKeyLen] != markerSuffix {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[1:blockKeyLen]), true
 }
 
 // parseBlockKey reports the block number of k, or false if k is not a

@@ -153,7 +153,7 @@ func peekHeight(dir string) (uint64, error) {
 		}
 		return 0, dbErr(err)
 	}
-	h, err := readHeight(db)
+	h, _, err := readHeight(db)
 	if cerr := db.Close(); cerr != nil && err == nil {
 		err = dbErr(cerr)
 	}

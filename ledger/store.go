@@ -76,47 +76,124 @@ func openStore(channelID, dir string, onClose func(*Store)) (*Store, error) {
 	return s, nil
 }
 
-// load derives the height from the height key and checks that the tip block
-// it points at is really there. Holes further down are found lazily by reads
-// or eagerly by Verify; scanning the whole chain here would make every
-// restart cost a full read of the ledger.
+// load derives the height from the last height marker and checks that the tip
+// block it points at is really there. Holes further down are found lazily by
+// reads or eagerly by Verify; scanning the whole chain here would make every
+// restart cost a full read of the ledger. A format-1 store is upgraded once
+// its tip has been found.
 func (s *Store) load() error {
-	h, err := readHeight(s.db)
+	h, format, err := readHeight(s.db)
 	if err != nil {
 		return s.errorf("read height: %w", err)
 	}
-	format, err := s.db.Get(formatKey, nil)
-	switch {
-	case errors.Is(err, leveldb.ErrNotFound):
-		if h > 0 {
-			return s.errorf("%w: height %d but no format version key", ErrCorrupt, h)
+	if h > 0 {
+		raw, err := s.readBlockFromDB(h-1, h)
+		if err != nil {
+			return err
 		}
-	case err != nil:
-		return s.errorf("read format version: %w", dbErr(err))
-	case len(format) != 1 || format[0] != formatVersion:
-		return s.errorf("%w: unsupported format version %x", ErrCorrupt, format)
+		s.height.Store(h)
+		s.lastRaw = raw
 	}
-	if h == 0 {
-		return nil
+	if format == 1 {
+		if err := upgradeV1(s.db, h); err != nil {
+			return s.errorf("upgrade from format 1: %w", err)
+		}
 	}
-	s.height.Store(h)
-	raw, err := s.readBlockFromDB(h-1, h)
-	if err != nil {
-		return err
-	}
-	s.lastRaw = raw
 	return nil
 }
 
-func readHeight(db *leveldb.DB) (uint64, error) {
-	v, err := db.Get(heightKey, nil)
-	if errors.Is(err, leveldb.ErrNotFound) {
-		return 0, nil
+// readHeight returns the height of the chain in db and the format it is stored in (0 for
+// a store never appended to), without writing.
+func readHeight(db *leveldb.DB) (uint64, byte, error) {
+	format, err := db.Get(formatKey, nil)
+	switch {
+	case err == nil:
+		if len(format) != 1 || format[0] != formatVersion {
+			return 0, 0, fmt.Errorf("%w: unsupported format version %x", ErrCorrupt, format)
+		}
+		h, found, err := lastMarker(db)
+		if err != nil || !found {
+			return 0, formatVersion, err
+		}
+		return h, formatVersion, nil
+	case !errors.Is(err, leveldb.ErrNotFound):
+		return 0, 0, fmt.Errorf("read format version: %w", dbErr(err))
 	}
+
+	format, err = db.Get(v1FormatKey, nil)
+	switch {
+	case err == nil:
+		if len(format) != 1 || format[0] != 1 {
+			return 0, 0, fmt.Errorf("%w: unsupported format version %x", ErrCorrupt, format)
+		}
+		v, err := db.Get(v1HeightKey, nil)
+		if errors.Is(err, leveldb.ErrNotFound) {
+			return 0, 1, nil
+		}
+		if err != nil {
+			return 0, 0, dbErr(err)
+		}
+		h, err := decodeUint64(v)
+		if err != nil {
+			return 0, 0, fmt.Errorf("format 1 height: %w", err)
+		}
+		return h, 1, nil
+	case !errors.Is(err, leveldb.ErrNotFound):
+		return 0, 0, fmt.Errorf("read format version: %w", dbErr(err))
+	}
+
+	// No format key: nothing was ever appended, so there must be no height either.
+	if v, err := db.Get(v1HeightKey, nil); err == nil {
+		if h, err := decodeUint64(v); err != nil || h > 0 {
+			return 0, 0, fmt.Errorf("%w: a format 1 height but no format version key", ErrCorrupt)
+		}
+	}
+	h, found, err := lastMarker(db)
 	if err != nil {
-		return 0, dbErr(err)
+		return 0, 0, err
 	}
-	return decodeUint64(v)
+	if found {
+		return 0, 0, fmt.Errorf("%w: height marker for %d blocks but no format version key", ErrCorrupt, h)
+	}
+	return 0, 0, nil
+}
+
+// lastMarker returns the height recorded by the last height marker. Block keys after it
+// were not written by a completed Append and are not part of the chain.
+func lastMarker(db *leveldb.DB) (uint64, bool, error) {
+	it := db.NewIterator(blockRange, &opt.ReadOptions{DontFillCache: true})
+	defer it.Release()
+	for ok := it.Last(); ok; ok = it.Prev() {
+		n, isMarker := parseMarkerKey(it.Key())
+		if !isMarker {
+			continue
+		}
+		h, err := decodeUint64(it.Value())
+		if err != nil {
+			return 0, false, fmt.Errorf("height marker after block %d: %w", n, err)
+		}
+		if h != n+1 {
+			return 0, false, fmt.Errorf("%w: height marker after block %d records height %d", ErrCorrupt, n, h)
+		}
+		return h, true, nil
+	}
+	if err := it.Error(); err != nil {
+		return 0, false, dbErr(err)
+	}
+	return 0, false, nil
+}
+
+// upgradeV1 rewrites a format-1 store's metadata as format 2 in one synced batch: the
+// height key becomes a marker after the tip block, and the keys after all blocks go.
+func upgradeV1(db *leveldb.DB, h uint64) error {
+	batch := new(leveldb.Batch)
+	batch.Delete(v1HeightKey)
+	batch.Delete(v1FormatKey)
+	if h > 0 {
+		batch.Put(markerKey(h-1), encodeUint64(h))
+	}
+	batch.Put(formatKey, []byte{formatVersion})
+	return dbErr(db.Write(batch, &opt.WriteOptions{Sync: true}))
 }
 
 // ChannelID returns the channel this store belongs to.
@@ -127,8 +204,8 @@ func (s *Store) ChannelID() string { return s.channelID }
 func (s *Store) Height() uint64 { return s.height.Load() }
 
 // Append adds blocks to the end of the chain. Their numbers must be exactly
-// Height(), Height()+1, ... . All blocks and the new height are written in
-// one synced batch, so either all of them survive a crash or none do. Hash
+// Height(), Height()+1, ... . All blocks and the new height marker are written
+// in one synced batch, so either all of them survive a crash or none do. Hash
 // linkage is the caller's concern.
 func (s *Store) Append(blocks ...*cb.Block) error {
 	if len(blocks) == 0 {
@@ -172,7 +249,7 @@ func (s *Store) Append(blocks ...*cb.Block) error {
 	// added plus what it already holds, so a block added to a nearly empty batch costs one
 	// allocation of its size rather than twice that.
 	batch := new(leveldb.Batch)
-	batch.Put(heightKey, encodeUint64(newHeight))
+	batch.Put(markerKey(newHeight-1), encodeUint64(newHeight))
 	if h == 0 {
 		batch.Put(formatKey, []byte{formatVersion})
 	}
@@ -310,7 +387,7 @@ func (s *Store) Verify(ctx context.Context) error {
 		}
 		n, ok := parseBlockKey(it.Key())
 		if !ok {
-			// Not written by this package; it cannot affect the chain.
+			// A height marker, or a key this package never writes; neither is a block.
 			continue
 		}
 		if n != want {
