@@ -11,8 +11,8 @@
 //	'b' + uint64 big-endian n       -> proto.Marshal(*cb.Block) of block n
 //	'b' + uint64 big-endian n + 'h' -> uint64 big-endian n+1: a height marker,
 //	                                   written by the Append that ended with block n
-//	0x00 "format"                   -> format version (currently 2), written
-//	                                   with the first Append
+//	'v'                             -> format version (currently 2), written
+//	                                   when the store is created
 //
 // Block keys are fixed width and big-endian so that LevelDB's byte ordering
 // equals block-number ordering, which makes range scans (Verify) sequential.
@@ -31,12 +31,15 @@
 // Why markers rather than one height key: every key an Append writes sorts
 // after every key written before it, so each table goleveldb flushes covers
 // a key range no other table touches and its compactions move tables down
-// the levels without rewriting them. Format 1 kept the height in one key
-// after all blocks ('h', with the version in 'v'); that key made every
-// flushed table overlap all older ones, and goleveldb rewrote the whole of
-// level 1 at every level-0 compaction, about as many bytes again as the
-// blocks themselves. A format-1 store is upgraded in place, in one synced
-// batch, when it is opened for writing.
+// the levels without rewriting them. The version key, which sorts after all
+// blocks, is flushed into a table of its own when the store is created for
+// the same reason. Format 1 kept the height in one key after all blocks
+// ('h'); that key made every flushed table overlap all older ones, and
+// goleveldb rewrote the whole of level 1 at every level-0 compaction, about
+// as many bytes again as the blocks themselves. A format-1 store is upgraded
+// in place, in one synced batch, when it is opened; the version key stays
+// where format 1 kept it, so a format-1 reader refuses a format-2 store
+// (unsupported version) instead of taking its chain for empty.
 //
 // # Crash safety and LevelDB strictness
 //

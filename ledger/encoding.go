@@ -36,14 +36,13 @@ const (
 )
 
 var (
-	// formatKey sorts before every block key, so the one table that holds it never
-	// overlaps the tables written after it.
-	formatKey = []byte("\x00format")
-
-	// Format 1 kept the height in one key after all blocks and the version in another;
-	// both are only read, to upgrade such a store (see upgradeV1).
+	// formatKey holds the format version. It sorts after every block key, so it is written
+	// on its own and flushed into a table of its own before the first block (see
+	// Store.initFormat): sharing a table with blocks would give that table a key range
+	// reaching over every later block.
+	formatKey = []byte{'v'}
+	// v1HeightKey is format 1's height, only read to upgrade such a store (see upgradeV1).
 	v1HeightKey = []byte{'h'}
-	v1FormatKey = []byte{'v'}
 
 	// blockRange holds every block and height-marker key.
 	blockRange = &util.Range{Start: []byte{blockKeyPrefix}, Limit: []byte{blockKeyPrefix + 1}}

@@ -94,9 +94,14 @@ func (s *Store) load() error {
 		s.height.Store(h)
 		s.lastRaw = raw
 	}
-	if format == 1 {
+	switch format {
+	case 1:
 		if err := upgradeV1(s.db, h); err != nil {
 			return s.errorf("upgrade from format 1: %w", err)
+		}
+	case 0:
+		if err := s.initFormat(); err != nil {
+			return s.errorf("record format version: %w", err)
 		}
 	}
 	return nil
@@ -107,25 +112,27 @@ func (s *Store) load() error {
 func readHeight(db *leveldb.DB) (uint64, byte, error) {
 	format, err := db.Get(formatKey, nil)
 	switch {
-	case err == nil:
-		if len(format) != 1 || format[0] != formatVersion {
-			return 0, 0, fmt.Errorf("%w: unsupported format version %x", ErrCorrupt, format)
+	case errors.Is(err, leveldb.ErrNotFound):
+		// Nothing was ever appended, so there must be no height either.
+		if v, err := db.Get(v1HeightKey, nil); err == nil {
+			if h, err := decodeUint64(v); err != nil || h > 0 {
+				return 0, 0, fmt.Errorf("%w: a format 1 height but no format version key", ErrCorrupt)
+			}
 		}
 		h, found, err := lastMarker(db)
-		if err != nil || !found {
-			return 0, formatVersion, err
+		if err != nil {
+			return 0, 0, err
 		}
-		return h, formatVersion, nil
-	case !errors.Is(err, leveldb.ErrNotFound):
+		if found {
+			return 0, 0, fmt.Errorf("%w: height marker for %d blocks but no format version key", ErrCorrupt, h)
+		}
+		return 0, 0, nil
+	case err != nil:
 		return 0, 0, fmt.Errorf("read format version: %w", dbErr(err))
-	}
-
-	format, err = db.Get(v1FormatKey, nil)
-	switch {
-	case err == nil:
-		if len(format) != 1 || format[0] != 1 {
-			return 0, 0, fmt.Errorf("%w: unsupported format version %x", ErrCorrupt, format)
-		}
+	case len(format) == 1 && format[0] == formatVersion:
+		h, _, err := lastMarker(db)
+		return h, formatVersion, err
+	case len(format) == 1 && format[0] == 1:
 		v, err := db.Get(v1HeightKey, nil)
 		if errors.Is(err, leveldb.ErrNotFound) {
 			return 0, 1, nil
@@ -138,24 +145,9 @@ func readHeight(db *leveldb.DB) (uint64, byte, error) {
 			return 0, 0, fmt.Errorf("format 1 height: %w", err)
 		}
 		return h, 1, nil
-	case !errors.Is(err, leveldb.ErrNotFound):
-		return 0, 0, fmt.Errorf("read format version: %w", dbErr(err))
+	default:
+		return 0, 0, fmt.Errorf("%w: unsupported format version %x", ErrCorrupt, format)
 	}
-
-	// No format key: nothing was ever appended, so there must be no height either.
-	if v, err := db.Get(v1HeightKey, nil); err == nil {
-		if h, err := decodeUint64(v); err != nil || h > 0 {
-			return 0, 0, fmt.Errorf("%w: a format 1 height but no format version key", ErrCorrupt)
-		}
-	}
-	h, found, err := lastMarker(db)
-	if err != nil {
-		return 0, 0, err
-	}
-	if found {
-		return 0, 0, fmt.Errorf("%w: height marker for %d blocks but no format version key", ErrCorrupt, h)
-	}
-	return 0, 0, nil
 }
 
 // lastMarker returns the height recorded by the last height marker. Block keys after it
@@ -184,16 +176,29 @@ func lastMarker(db *leveldb.DB) (uint64, bool, error) {
 }
 
 // upgradeV1 rewrites a format-1 store's metadata as format 2 in one synced batch: the
-// height key becomes a marker after the tip block, and the keys after all blocks go.
+// height key becomes a marker after the tip block. The tables format 1 wrote keep their
+// key ranges, so an upgraded store's compactions still rewrite some blocks until those
+// tables have been merged down; a new store's never do.
 func upgradeV1(db *leveldb.DB, h uint64) error {
 	batch := new(leveldb.Batch)
 	batch.Delete(v1HeightKey)
-	batch.Delete(v1FormatKey)
 	if h > 0 {
 		batch.Put(markerKey(h-1), encodeUint64(h))
 	}
 	batch.Put(formatKey, []byte{formatVersion})
 	return dbErr(db.Write(batch, &opt.WriteOptions{Sync: true}))
+}
+
+// initFormat records the format of a store that has never been written to, before its
+// first block. The version key is synced and then flushed from the memtable into a table
+// that holds nothing else: goleveldb only ever moves such a table between levels, and no
+// table of blocks overlaps it. A crash before the first Append leaves an empty store
+// that already has its format, which opens as empty.
+func (s *Store) initFormat() error {
+	if err := s.db.Put(formatKey, []byte{formatVersion}, &opt.WriteOptions{Sync: true}); err != nil {
+		return dbErr(err)
+	}
+	return dbErr(s.db.CompactRange(util.Range{Start: formatKey, Limit: append(formatKey, 0)}))
 }
 
 // ChannelID returns the channel this store belongs to.
@@ -250,9 +255,6 @@ func (s *Store) Append(blocks ...*cb.Block) error {
 	// allocation of its size rather than twice that.
 	batch := new(leveldb.Batch)
 	batch.Put(markerKey(newHeight-1), encodeUint64(newHeight))
-	if h == 0 {
-		batch.Put(formatKey, []byte{formatVersion})
-	}
 	for i, raw := range raws {
 		batch.Put(blockKey(h+uint64(i)), raw)
 	}
