@@ -164,6 +164,9 @@ cpu() {
 	echo "$t"
 }
 
+# written PID: bytes the process has caused to be written to disk so far (its ledger).
+written() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+
 # kafka_pids: the broker's processes (Apache Kafka's JVMs are kafkacluster's children, each
 # in its own process group, and their CPU time is not kafkacluster's).
 kafka_pids() {
@@ -175,17 +178,17 @@ bench() { # KIND PORT RUN ARGS...
 	local kind=$1 port=$2 run=$3
 	shift 3
 	echo "== $kind $run: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-	local line o0 k0 o1 k1 hz
+	local line o0 k0 o1 k1 w0 w1 hz
 	hz=$(getconf CLK_TCK)
-	o0=$(cpu "$orderer_pid") k0=$(cpu $(kafka_pids))
+	o0=$(cpu "$orderer_pid") k0=$(cpu $(kafka_pids)) w0=$(written "$orderer_pid")
 	line=$("$K" bench -o "127.0.0.1:$port" -c "${BENCH_CHANNEL:-bench}" --msp-dir "$user_msp" --msp-id Org1MSP \
 		--size "$SIZE" --progress off "$@")
-	o1=$(cpu "$orderer_pid") k1=$(cpu $(kafka_pids))
+	o1=$(cpu "$orderer_pid") k1=$(cpu $(kafka_pids)) w1=$(written "$orderer_pid")
 	echo "$line" >&2
 	# CPU seconds each process spent during the run (the client reports its own as
 	# client_cpu_s): where the two shared cores went.
 	local usage
-	usage=$(awk -v o="$((o1 - o0))" -v k="$((k1 - k0))" -v hz="$hz" 'BEGIN { printf "\"orderer_cpu_s\":%.2f,\"kafka_cpu_s\":%.2f", o / hz, k / hz }')
+	usage=$(awk -v o="$((o1 - o0))" -v k="$((k1 - k0))" -v w="$((w1 - w0))" -v hz="$hz" 'BEGIN { printf "\"orderer_cpu_s\":%.2f,\"kafka_cpu_s\":%.2f,\"orderer_disk_write_mb\":%.1f", o / hz, k / hz, w / 1048576 }')
 	echo "cpu: $usage" >&2
 	# The orderer's metrics after each run (cumulative), for its histograms (ledger commit
 	# time, block fill time) next to the client's figures.
