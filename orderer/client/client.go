@@ -44,13 +44,19 @@ func BoundEnvelope(s Signer, t cb.HeaderType, channelID string, data, tlsCertHas
 	}
 	h := sha256.Sum256(append(append([]byte{}, sh.Nonce...), sh.Creator...))
 	now := time.Now()
-	chdr, err := proto.Marshal(&cb.ChannelHeader{
+	return SignedEnvelope(s, &cb.ChannelHeader{
 		Type:        int32(t),
 		ChannelId:   channelID,
 		TxId:        hex.EncodeToString(h[:]),
 		Timestamp:   &timestamp.Timestamp{Seconds: now.Unix(), Nanos: int32(now.Nanosecond())},
 		TlsCertHash: tlsCertHash,
-	})
+	}, sh, data)
+}
+
+// SignedEnvelope signs data under the given headers as they are, for callers that build
+// their own channel header (the orderer's config transactions have no transaction ID).
+func SignedEnvelope(s Signer, chdr *cb.ChannelHeader, sh *cb.SignatureHeader, data []byte) (*cb.Envelope, error) {
+	chdrb, err := proto.Marshal(chdr)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +64,7 @@ func BoundEnvelope(s Signer, t cb.HeaderType, channelID string, data, tlsCertHas
 	if err != nil {
 		return nil, err
 	}
-	payload, err := proto.Marshal(&cb.Payload{Header: &cb.Header{ChannelHeader: chdr, SignatureHeader: shb}, Data: data})
+	payload, err := proto.Marshal(&cb.Payload{Header: &cb.Header{ChannelHeader: chdrb, SignatureHeader: shb}, Data: data})
 	if err != nil {
 		return nil, err
 	}

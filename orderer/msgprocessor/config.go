@@ -226,7 +226,7 @@ func (p *Processor) signedEnvelope(t cb.HeaderType, channelID string, msg proto.
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s for channel %s: %w", t, channelID, err)
 	}
-	env, err := ordererEnvelope(p.Signer, t, channelID, data, time.Now())
+	env, err := ordererEnvelope(p.Signer, t, channelID, data)
 	if err != nil {
 		return nil, fmt.Errorf("signing %s for channel %s: %w", t, channelID, err)
 	}
@@ -237,30 +237,14 @@ func (p *Processor) signedEnvelope(t cb.HeaderType, channelID string, msg proto.
 // Fabric's orderer writes for these envelopes, so a peer sees the same shape whichever
 // orderer of a mixed cluster built it: no transaction ID (config transactions are not
 // indexed by one), message version and epoch 0, and a timestamp of whole seconds.
-func ordererEnvelope(s Signer, t cb.HeaderType, channelID string, data []byte, now time.Time) (*cb.Envelope, error) {
+func ordererEnvelope(s Signer, t cb.HeaderType, channelID string, data []byte) (*cb.Envelope, error) {
 	sh, err := s.NewSignatureHeader()
 	if err != nil {
 		return nil, err
 	}
-	chdr, err := proto.Marshal(&cb.ChannelHeader{
+	return client.SignedEnvelope(s, &cb.ChannelHeader{
 		Type:      int32(t),
 		ChannelId: channelID,
-		Timestamp: &timestamp.Timestamp{Seconds: now.Unix()},
-	})
-	if err != nil {
-		return nil, err
-	}
-	shb, err := proto.Marshal(sh)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := proto.Marshal(&cb.Payload{Header: &cb.Header{ChannelHeader: chdr, SignatureHeader: shb}, Data: data})
-	if err != nil {
-		return nil, err
-	}
-	sig, err := s.Sign(payload)
-	if err != nil {
-		return nil, err
-	}
-	return &cb.Envelope{Payload: payload, Signature: sig}, nil
+		Timestamp: &timestamp.Timestamp{Seconds: time.Now().Unix()},
+	}, sh, data)
 }
