@@ -17,12 +17,7 @@ import (
 // separate writes would leave) must not extend the chain, and the slot must
 // be reusable.
 func TestOrphanBlockKeysIgnored(t *testing.T) {
-	root := t.TempDir()
-	p := newTestProvider(t, root)
-	want := populate(t, mustOpen(t, p, "ch"), 3)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	root, want := populatedOnDisk(t, 3)
 	orphan := mustMarshal(t, testBlock(t, 3, 1, 1))
 	withRawDB(t, root, "ch", func(db *leveldb.DB) {
 		for k, v := range map[string][]byte{
@@ -105,12 +100,7 @@ func TestCorruptBlockValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			root := t.TempDir()
-			p := newTestProvider(t, root)
-			populate(t, mustOpen(t, p, "ch"), 5)
-			if err := p.Close(); err != nil {
-				t.Fatal(err)
-			}
+			root, _ := populatedOnDisk(t, 5)
 			value := c.value
 			if value == nil {
 				value = mustMarshal(t, testBlock(t, 7, 1, 1))
@@ -153,12 +143,7 @@ func TestCorruptBlockValues(t *testing.T) {
 // A value that passes the cheap raw check but is not a decodable block must
 // still be caught by Block.
 func TestUndecodableBlockWithValidHeader(t *testing.T) {
-	root := t.TempDir()
-	p := newTestProvider(t, root)
-	populate(t, mustOpen(t, p, "ch"), 3)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	root, _ := populatedOnDisk(t, 3)
 	// Header {number: 1}, then BlockData whose only field claims 5 bytes
 	// but has none: well framed at the top level, invalid inside.
 	withRawDB(t, root, "ch", func(db *leveldb.DB) {
@@ -172,12 +157,7 @@ func TestUndecodableBlockWithValidHeader(t *testing.T) {
 }
 
 func TestMissingBlockBelowHeight(t *testing.T) {
-	root := t.TempDir()
-	p := newTestProvider(t, root)
-	populate(t, mustOpen(t, p, "ch"), 5)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	root, _ := populatedOnDisk(t, 5)
 	withRawDB(t, root, "ch", func(db *leveldb.DB) {
 		if err := db.Delete(blockKey(2), nil); err != nil {
 			t.Fatal(err)
@@ -215,12 +195,7 @@ func TestBadMarkerAndFormatKeys(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			root := t.TempDir()
-			p := newTestProvider(t, root)
-			populate(t, mustOpen(t, p, "ch"), 5)
-			if err := p.Close(); err != nil {
-				t.Fatal(err)
-			}
+			root, _ := populatedOnDisk(t, 5)
 			withRawDB(t, root, "ch", func(db *leveldb.DB) {
 				if err := db.Put(c.key, c.value, nil); err != nil {
 					t.Fatal(err)
@@ -241,12 +216,7 @@ func TestBadMarkerAndFormatKeys(t *testing.T) {
 // moment during a sequence of Appends: every reopen must yield a prefix of
 // the chain, byte-identical, that can be appended to.
 func TestTruncatedJournal(t *testing.T) {
-	root := t.TempDir()
-	p := newTestProvider(t, root)
-	want := populate(t, mustOpen(t, p, "ch"), 40)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	root, want := populatedOnDisk(t, 40)
 	dir := filepath.Join(root, "chains", "ch")
 	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
 	if err != nil || len(logs) != 1 {

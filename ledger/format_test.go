@@ -37,12 +37,7 @@ func writeV1(t *testing.T, root string, n int, extra map[string][]byte) [][]byte
 // A store in this format is refused by the previous version of this package, which only
 // knew format 1 and checked the version key: it must not take a chain for empty.
 func TestFormatRefusedByFormat1Readers(t *testing.T) {
-	root := t.TempDir()
-	p := newTestProvider(t, root)
-	populate(t, mustOpen(t, p, "ch"), 2)
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	root, _ := populatedOnDisk(t, 2)
 	withRawDB(t, root, "ch", func(db *leveldb.DB) {
 		if v, err := db.Get(formatKey, nil); err != nil || len(v) != 1 || v[0] == 1 {
 			t.Fatalf("version key %q = %x, %v; a format 1 reader would accept it", formatKey, v, err)

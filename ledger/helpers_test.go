@@ -85,6 +85,20 @@ func populate(tb testing.TB, s *Store, count int) [][]byte {
 	return allRaw(tb, s)
 }
 
+// populatedOnDisk writes count blocks to channel "ch" of a new root, one Append each, and
+// closes it: the starting point for fabricating on-disk states with withRawDB. It returns
+// the root and the marshalled blocks.
+func populatedOnDisk(tb testing.TB, count int) (string, [][]byte) {
+	tb.Helper()
+	root := tb.TempDir()
+	p := newTestProvider(tb, root)
+	want := populate(tb, mustOpen(tb, p, "ch"), count)
+	if err := p.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return root, want
+}
+
 func allRaw(tb testing.TB, s *Store) [][]byte {
 	tb.Helper()
 	out := make([][]byte, s.Height())

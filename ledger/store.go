@@ -119,18 +119,18 @@ func readHeight(db *leveldb.DB) (uint64, byte, error) {
 				return 0, 0, fmt.Errorf("%w: a format 1 height but no format version key", ErrCorrupt)
 			}
 		}
-		h, found, err := lastMarker(db)
+		h, err := lastMarker(db)
 		if err != nil {
 			return 0, 0, err
 		}
-		if found {
+		if h > 0 {
 			return 0, 0, fmt.Errorf("%w: height marker for %d blocks but no format version key", ErrCorrupt, h)
 		}
 		return 0, 0, nil
 	case err != nil:
 		return 0, 0, fmt.Errorf("read format version: %w", dbErr(err))
 	case len(format) == 1 && format[0] == formatVersion:
-		h, _, err := lastMarker(db)
+		h, err := lastMarker(db)
 		return h, formatVersion, err
 	case len(format) == 1 && format[0] == 1:
 		v, err := db.Get(v1HeightKey, nil)
@@ -150,9 +150,10 @@ func readHeight(db *leveldb.DB) (uint64, byte, error) {
 	}
 }
 
-// lastMarker returns the height recorded by the last height marker. Block keys after it
-// were not written by a completed Append and are not part of the chain.
-func lastMarker(db *leveldb.DB) (uint64, bool, error) {
+// lastMarker returns the height recorded by the last height marker (0 if there is none; a
+// marker always records at least 1). Block keys after it were not written by a completed
+// Append and are not part of the chain.
+func lastMarker(db *leveldb.DB) (uint64, error) {
 	it := db.NewIterator(blockRange, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
 	for ok := it.Last(); ok; ok = it.Prev() {
@@ -162,17 +163,14 @@ func lastMarker(db *leveldb.DB) (uint64, bool, error) {
 		}
 		h, err := decodeUint64(it.Value())
 		if err != nil {
-			return 0, false, fmt.Errorf("height marker after block %d: %w", n, err)
+			return 0, fmt.Errorf("height marker after block %d: %w", n, err)
 		}
 		if h != n+1 {
-			return 0, false, fmt.Errorf("%w: height marker after block %d records height %d", ErrCorrupt, n, h)
+			return 0, fmt.Errorf("%w: height marker after block %d records height %d", ErrCorrupt, n, h)
 		}
-		return h, true, nil
+		return h, nil
 	}
-	if err := it.Error(); err != nil {
-		return 0, false, dbErr(err)
-	}
-	return 0, false, nil
+	return 0, dbErr(it.Error())
 }
 
 // upgradeV1 rewrites a format-1 store's metadata as format 2 in one synced batch: the

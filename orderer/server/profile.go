@@ -29,18 +29,7 @@ func (s *Server) startProfile() error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.profLis = lis
-	s.prof = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.With("logger", "orderer.common.server").Handler(), slog.LevelWarn),
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.prof.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("profile server stopped", "err", err)
-		}
-	}()
+	s.prof = s.serveHTTP(lis, mux, "orderer.common.server", "profile server")
 	s.log.Info("profiling enabled", "address", lis.Addr().String())
 	return nil
 }
@@ -51,4 +40,23 @@ func (s *Server) ProfileAddr() string {
 		return ""
 	}
 	return s.profLis.Addr().String()
+}
+
+// serveHTTP serves h on lis until the server is shut down, logging the server's own errors
+// at warning level under logger (Fabric's logger name for it); what names the server in the
+// error logged if serving stops for any other reason.
+func (s *Server) serveHTTP(lis net.Listener, h http.Handler, logger, what string) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.With("logger", logger).Handler(), slog.LevelWarn),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(what+" stopped", "err", err)
+		}
+	}()
+	return srv
 }

@@ -242,18 +242,7 @@ func (s *Server) Start() error {
 			opsLis = tls.NewListener(opsLis, s.opsTLS.config())
 		}
 		s.opsLis = opsLis
-		s.ops = &http.Server{
-			Handler:           s.opsHandler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(s.log.With("logger", "operations.runner").Handler(), slog.LevelWarn),
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := s.ops.Serve(opsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("operations server stopped", "err", err)
-			}
-		}()
+		s.ops = s.serveHTTP(opsLis, s.opsHandler(), "operations.runner", "operations server")
 	}
 
 	if err := s.startProfile(); err != nil {

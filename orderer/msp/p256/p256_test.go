@@ -238,27 +238,22 @@ func BenchmarkVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := NewCache(0, 0)
-	b.Run("impl=crypto-ecdsa", func(b *testing.B) {
-		for b.Loop() {
-			if !ecdsa.Verify(&k.PublicKey, h[:], r, s) {
-				b.Fatal("refused")
+	for _, impl := range []struct {
+		name   string
+		verify func() bool
+	}{
+		{"crypto-ecdsa", func() bool { return ecdsa.Verify(&k.PublicKey, h[:], r, s) }},
+		{"table", func() bool { return tab.Verify(h[:], r, s) }},
+		{"cache", func() bool { return c.Verify(&k.PublicKey, h[:], r, s) }},
+	} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			for b.Loop() {
+				if !impl.verify() {
+					b.Fatal("refused")
+				}
 			}
-		}
-	})
-	b.Run("impl=table", func(b *testing.B) {
-		for b.Loop() {
-			if !tab.Verify(h[:], r, s) {
-				b.Fatal("refused")
-			}
-		}
-	})
-	b.Run("impl=cache", func(b *testing.B) {
-		for b.Loop() {
-			if !c.Verify(&k.PublicKey, h[:], r, s) {
-				b.Fatal("refused")
-			}
-		}
-	})
+		})
+	}
 	b.Run("build", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := NewTable(&k.PublicKey); err != nil {
