@@ -30,8 +30,10 @@
 # BROKER (kfake): the Kafka both orderers use. kfake is `kordctl kafka`, in memory in one Go
 # process; apache is Apache Kafka 3.9 (installed by integration/apache-kafka/install.sh into
 # .cache, as `make test-kafka` does) with APACHE_BROKERS (1) brokers in KRaft mode, their data
-# in $WORK/kafka-cluster, started by integration/apachekafka/cmd/kafkacluster; topics then get
-# a replication factor of min(3, APACHE_BROKERS).
+# in KAFKA_DIR ($WORK/kafka-cluster), started by integration/apachekafka/cmd/kafkacluster;
+# topics then get a replication factor of min(3, APACHE_BROKERS). KAFKA_DIR on another
+# filesystem (e.g. under /dev/shm) keeps the broker's writes off the disk the ledgers sync to,
+# as in a deployment with Kafka on machines of its own.
 #
 # Results: one JSON line per run in $WORK/results.jsonl (with "orderer_kind" and "run"
 # added), the machine in $WORK/machine.txt, the orderer's /metrics after each run in
@@ -49,6 +51,7 @@ SIZE=${SIZE:-1024}
 SMALL_BATCH=${SMALL_BATCH-100}
 PORT_BASE=${PORT_BASE:-17050}
 BROKER=${BROKER:-kfake}
+KAFKA_DIR=${KAFKA_DIR:-$WORK/kafka-cluster}
 APACHE_BROKERS=${APACHE_BROKERS:-1}
 FABRIC_CFG=${FABRIC_CFG:-$here/config}
 fabric_port=$PORT_BASE
@@ -86,7 +89,7 @@ kfake)
 apache)
 	home=$(cd "$here" && integration/apache-kafka/install.sh 2>>"$WORK/kafka.log")
 	(cd "$here" && go build -o "$WORK/bin/kafkacluster" ./integration/apachekafka/cmd/kafkacluster)
-	"$WORK/bin/kafkacluster" --home "$home" --dir "$WORK/kafka-cluster" --brokers "$APACHE_BROKERS" \
+	"$WORK/bin/kafkacluster" --home "$home" --dir "$KAFKA_DIR" --brokers "$APACHE_BROKERS" \
 		--addrs-file "$WORK/kafka.addrs" >kafka.out 2>>kafka.log &
 	pids+=($!)
 	kafka_pid=$!
@@ -127,7 +130,7 @@ user_msp=$crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com
 	echo "nproc: $(nproc)"
 	grep -m1 'model name' /proc/cpuinfo || true
 	echo "kernel: $(uname -r)"
-	echo "broker: $BROKER${home:+ $(basename "$home"), $APACHE_BROKERS broker(s)}"
+	echo "broker: $BROKER${home:+ $(basename "$home"), $APACHE_BROKERS broker(s), data on $(df --output=fstype "$(dirname "$KAFKA_DIR")" | tail -1)}"
 	echo "go: $(go version)"
 	echo "kord: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo unknown)"
 	[ -n "${FABRIC_ORDERER:-}" ] && echo "fabric: $("$FABRIC_ORDERER" version 2>/dev/null | grep -m1 Version || echo unknown)"
@@ -170,7 +173,7 @@ written() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo
 # kafka_pids: the broker's processes (Apache Kafka's JVMs are kafkacluster's children, each
 # in its own process group, and their CPU time is not kafkacluster's).
 kafka_pids() {
-	if [ "$BROKER" = apache ]; then pgrep -f -- "$WORK/kafka-cluster/" || true; else echo "$kafka_pid"; fi
+	if [ "$BROKER" = apache ]; then pgrep -f -- "$KAFKA_DIR/" || true; else echo "$kafka_pid"; fi
 }
 
 runs=0
