@@ -26,6 +26,7 @@ import (
 	ab "github.com/hyperledger/fabric-protos-go/orderer"
 
 	"github.com/kordhq/kord/orderer/msgprocessor"
+	"github.com/kordhq/kord/orderer/wire"
 )
 
 // DefaultWindow is how many envelopes one stream may have in flight.
@@ -61,7 +62,7 @@ type Handler struct {
 	Log       *slog.Logger
 	Metrics   Metrics // may be nil
 	// ReceiveRaw makes the handler receive envelopes as Received (srv.RecvMsg), which only
-	// a server codec that calls UnmarshalReceived supports (deliver.ServerCodec does).
+	// a server codec that calls UnmarshalReceived supports (wire.ServerCodec does).
 	ReceiveRaw bool
 }
 
@@ -72,6 +73,10 @@ type Received struct {
 	// proto.Marshal(Env) gives); nil otherwise.
 	Raw []byte
 }
+
+// Received must stay a wire.Received: otherwise gRPC would hand it to protobuf, which
+// cannot decode it.
+var _ wire.Received = (*Received)(nil)
 
 // UnmarshalReceived decodes b, which it keeps. A canonical envelope (the encoding every
 // Fabric SDK produces) is split without a copy, and goes to Kafka as it came: re-encoding

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kordhq/kord/orderer/msgprocessor"
+	"github.com/kordhq/kord/orderer/wire"
 )
 
 // memChain is an in-memory chain whose Block waits like the ledger's iterator.
@@ -92,7 +93,7 @@ func start(t testing.TB, h *Handler) ab.AtomicBroadcastClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(ServerCodec()))
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(wire.ServerCodec()))
 	ab.RegisterAtomicBroadcastServer(gs, server{h})
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)

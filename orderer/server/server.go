@@ -34,6 +34,7 @@ import (
 	"github.com/kordhq/kord/orderer/logging"
 	"github.com/kordhq/kord/orderer/msp"
 	"github.com/kordhq/kord/orderer/registrar"
+	"github.com/kordhq/kord/orderer/wire"
 )
 
 // Version is kord's version, set at build time with -ldflags.
@@ -209,7 +210,7 @@ func (s *Server) Start() error {
 		minInterval = time.Minute // Fabric's default when unset
 	}
 	opts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(deliver.ServerCodec()), // Deliver sends stored blocks as they are
+		grpc.ForceServerCodecV2(wire.ServerCodec()), // Deliver sends stored blocks as they are, Broadcast keeps what it received
 		grpc.MaxRecvMsgSize(int(g.MaxRecvMsgSize)),
 		grpc.MaxSendMsgSize(int(g.MaxSendMsgSize)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minInterval, PermitWithoutStream: true}),
