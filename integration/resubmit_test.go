@@ -313,18 +313,14 @@ func (nw *network) signerName(t *testing.T, raw []byte) string {
 func envelopeCreator(t *testing.T, raw []byte) []byte {
 	t.Helper()
 	env := &cb.Envelope{}
-	p := &cb.Payload{}
-	sh := &cb.SignatureHeader{}
 	if err := proto.Unmarshal(raw, env); err != nil {
 		t.Fatal(err)
 	}
-	if err := proto.Unmarshal(env.Payload, p); err != nil || p.Header == nil {
-		t.Fatalf("envelope payload: header %v, %v", p.Header, err)
-	}
-	if err := proto.Unmarshal(p.Header.SignatureHeader, sh); err != nil {
+	p, err := msgprocessor.Parse(env)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return sh.Creator
+	return p.Creator
 }
 
 // configUpdateBytes is the marshalled ConfigUpdate inside a CONFIG_UPDATE envelope: what
@@ -358,14 +354,7 @@ func lastUpdateOf(t *testing.T, b *cb.Block) []byte {
 // logLine is the first line of log that contains every one of parts, or "".
 func logLine(log string, parts ...string) string {
 	for _, line := range strings.Split(log, "\n") {
-		all := true
-		for _, p := range parts {
-			if !strings.Contains(line, p) {
-				all = false
-				break
-			}
-		}
-		if all {
+		if containsAll(line, parts) {
 			return line
 		}
 	}
