@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/kordhq/kord/orderer/wire"
@@ -22,10 +23,10 @@ type encodedResponse struct {
 }
 
 // EncodedParts is the response's encoding: the field header, then the stored block.
-func (r *encodedResponse) EncodedParts() [][]byte {
+func (r *encodedResponse) EncodedParts() mem.BufferSlice {
 	hdr := protowire.AppendTag(make([]byte, 0, 1+protowire.SizeVarint(uint64(len(r.raw)))), blockField, protowire.BytesType)
 	hdr = protowire.AppendVarint(hdr, uint64(len(r.raw)))
-	return [][]byte{hdr, r.raw}
+	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.SliceBuffer(r.raw)}
 }
 
 // A rename of EncodedParts would make gRPC hand the response to protobuf, which cannot

@@ -22,9 +22,10 @@ type Received interface {
 }
 
 // Encoded is an outgoing message that is already encoded: its encoding is the concatenation
-// of the parts, which the codec sends as they are and which must not change afterwards.
+// of the parts, which the codec hands to gRPC as they are and which must not change
+// afterwards.
 type Encoded interface {
-	EncodedParts() [][]byte
+	EncodedParts() mem.BufferSlice
 }
 
 // ServerCodec is the codec an orderer's gRPC server uses (grpc.ForceServerCodecV2).
@@ -48,10 +49,5 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return c.CodecV2.Marshal(v)
 	}
-	parts := e.EncodedParts()
-	out := make(mem.BufferSlice, len(parts))
-	for i, p := range parts {
-		out[i] = mem.SliceBuffer(p)
-	}
-	return out, nil
+	return e.EncodedParts(), nil
 }

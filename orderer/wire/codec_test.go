@@ -13,9 +13,9 @@ type received struct{ b []byte }
 
 func (r *received) UnmarshalReceived(b []byte) error { r.b = b; return nil }
 
-type encoded [][]byte
+type encoded mem.BufferSlice
 
-func (e encoded) EncodedParts() [][]byte { return e }
+func (e encoded) EncodedParts() mem.BufferSlice { return mem.BufferSlice(e) }
 
 func TestCodec(t *testing.T) {
 	c := ServerCodec()
@@ -27,7 +27,7 @@ func TestCodec(t *testing.T) {
 
 	// A pre-encoded message goes out as its parts, byte for byte, and decodes as the message
 	// it stands for.
-	out, err := c.Marshal(encoded{want[:2], want[2:]})
+	out, err := c.Marshal(encoded{mem.SliceBuffer(want[:2]), mem.SliceBuffer(want[2:])})
 	if err != nil {
 		t.Fatal(err)
 	}
